@@ -1,0 +1,34 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# torch is installed first, pinned, so pip takes the local CPU wheel instead of a multi-GB CUDA build.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/gptkit prepare shakespeare --tokenizer char --out data/shakespeare
+	$(BIN)/gptkit train --data data/shakespeare --out runs/demo --preset cpu-baby --overwrite
+	$(BIN)/gptkit sample runs/demo --prompt "ROMEO:" --max-new-tokens 300 --temperature 0.8 --top-k 40 --seed 1
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check gptkit tests bench
+	$(BIN)/ruff format --check gptkit tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/train_speed.py --preset cpu-baby
+
+clean:
+	rm -rf $(VENV) data/shakespeare runs/demo

@@ -1,0 +1,25 @@
+"""gptkit: build a GPT language model from scratch on your own text, and use it.
+
+Entry points: `gptkit.load(run_dir)` for a trained run (`.generate`, `.stream`, `.model`, `.tokenizer`,
+`.config`) and `gptkit.load_tokenizer(path)`. The command line is `gptkit --help`. Heavy modules (torch)
+are imported on first use so that `import gptkit` and `gptkit --help` stay instant.
+"""
+
+from gptkit.errors import GptkitError
+
+__version__ = "0.1.0"
+__all__ = ["GptkitError", "load", "load_tokenizer", "__version__"]
+
+
+def load(run_dir, *, weights: str = "last", device: str = "auto"):
+    """Load a trained run directory for use: see `gptkit.run.Run`."""
+    from gptkit.run import load_run
+
+    return load_run(run_dir, weights=weights, device=device)
+
+
+def load_tokenizer(path):
+    """Load a tokenizer JSON file (or a prepared data / run directory holding `tokenizer.json`)."""
+    from gptkit.tokenizer import load_tokenizer as _load
+
+    return _load(path)

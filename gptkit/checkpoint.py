@@ -1,0 +1,160 @@
+"""Run directories on disk: config, weights and the resumable training state, as safetensors + JSON.
+
+A run directory holds `config.json`, `tokenizer.json`, `model.safetensors` (latest weights, for use),
+`best.safetensors` (lowest val loss so far), `checkpoint.safetensors` (weights + optimizer + RNG states +
+step, in one file so it is consistent) and `metrics.jsonl`. Every file is written atomically. Nothing is
+pickled. Entry points: `save_checkpoint`/`load_checkpoint`, `save_weights`/`load_weights`, `read_run_config`.
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from gptkit.atomic import atomic_write_text, replacing
+from gptkit.config import RunConfig
+from gptkit.errors import GptkitError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+BEST_FILE = "best.safetensors"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class TrainState:
+    """Counters the loop needs to continue exactly where it stopped."""
+
+    step: int = 0  # optimizer steps completed
+    best_val_loss: float = float("inf")
+    tokens_seen: int = 0
+
+
+def write_run_config(run_dir, config: RunConfig) -> None:
+    atomic_write_text(Path(run_dir) / CONFIG_FILE, config.to_json())
+
+
+def read_run_config(run_dir) -> RunConfig:
+    """The RunConfig saved in `run_dir`, with a clear error when `run_dir` is not a run."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not Path(run_dir).is_dir():
+        raise GptkitError(f"{run_dir}: no such run directory; pass a folder written by `gptkit train --out`")
+    if not path.is_file():
+        raise GptkitError(f"{run_dir}: not a gptkit run (no {CONFIG_FILE}); pass a folder written by `gptkit train`")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise GptkitError(f"{path}: not valid JSON ({err}); the run directory is damaged") from None
+    return RunConfig.from_dict(raw, source=str(path))
+
+
+def weights_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's tensors by name, each shared (tied) tensor once, contiguous, ready for safetensors."""
+    seen: set[int] = set()
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() in seen:  # e.g. lm_head.weight, tied to transformer.wte.weight
+            continue
+        seen.add(tensor.data_ptr())
+        state[name] = tensor.detach().contiguous()
+    return state
+
+
+def load_weights_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Copy `tensors` into `model`, refusing missing, extra or mis-shaped tensors with a one-line error."""
+    expected = weights_state(model)
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise GptkitError(f"{source}: weights do not match the model (missing {missing[:3]}, unexpected {extra[:3]})")
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise GptkitError(
+                f"{source}: `{name}` has shape {tuple(tensor.shape)} but the model expects "
+                f"{tuple(expected[name].shape)}; the weights come from a differently sized model"
+            )
+    with torch.no_grad():
+        for name, param in expected.items():
+            param.copy_(tensors[name])
+
+
+def save_weights(model: torch.nn.Module, path, metadata: dict | None = None) -> None:
+    with replacing(path) as tmp:
+        save_file(weights_state(model), str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+
+
+def _read_safetensors(path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise GptkitError(f"{path}: missing; the run has no saved weights yet (did training reach a checkpoint?)")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise GptkitError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def load_weights(model: torch.nn.Module, path) -> None:
+    load_weights_state(model, _read_safetensors(path), str(path))
+
+
+def _generator_states(generators: dict[str, torch.Generator], device: torch.device) -> dict[str, torch.Tensor]:
+    states = {f"rng.{name}": g.get_state() for name, g in generators.items()}
+    states["rng.torch"] = torch.get_rng_state()
+    if device.type == "cuda":
+        states["rng.cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def save_checkpoint(
+    path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: TrainState,
+    generators: dict[str, torch.Generator],
+    device: torch.device,
+) -> None:
+    """Write everything needed to resume bit-for-bit into one safetensors file (atomically)."""
+    tensors = {f"model.{k}": v for k, v in weights_state(model).items()}
+    optim_state = optimizer.state_dict()
+    for index, slots in optim_state["state"].items():
+        for slot, value in slots.items():
+            tensors[f"optim.{index}.{slot}"] = value.detach().contiguous()
+    tensors.update(_generator_states(generators, device))
+    info = {"format_version": FORMAT_VERSION, "state": asdict(state), "param_groups": optim_state["param_groups"]}
+    with replacing(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"gptkit": json.dumps(info)})
+
+
+def load_checkpoint(
+    path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generators: dict[str, torch.Generator],
+    device: torch.device,
+) -> TrainState:
+    """Restore model, optimizer and RNG states saved by `save_checkpoint`; returns the loop counters."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    tensors = _read_safetensors(path)
+    with safe_open(str(path), framework="pt") as handle:
+        info = json.loads((handle.metadata() or {}).get("gptkit", "{}"))
+    if info.get("format_version") != FORMAT_VERSION:
+        raise GptkitError(f"{path}: not a gptkit checkpoint of a supported version; start a new run instead")
+    load_weights_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(path))
+    slots: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, slot = key.split(".", 2)
+            slots.setdefault(int(index), {})[slot] = value
+    optimizer.load_state_dict({"state": slots, "param_groups": info["param_groups"]})
+    for name, generator in generators.items():
+        generator.set_state(tensors[f"rng.{name}"])
+    torch.set_rng_state(tensors["rng.torch"])
+    if device.type == "cuda" and "rng.cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+    return TrainState(**info["state"])

@@ -1,0 +1,162 @@
+"""The `gptkit` command line: `prepare`, `train`, `sample`.
+
+Parses arguments, calls the library, and turns `GptkitError` into a one-line message and exit code 2 (any
+other exception: exit 1, with the traceback only under `--debug`). Heavy modules are imported inside each
+command so that `gptkit --help` is instant. No logic of its own beyond wiring.
+"""
+
+import argparse
+import sys
+import warnings
+
+from gptkit.errors import GptkitError
+
+
+def cmd_prepare(args) -> None:
+    from gptkit.data.prepare import prepare
+
+    meta = prepare(
+        args.paths, args.out, tokenizer=args.tokenizer, val_fraction=args.val_fraction, unknown_char=args.unknown_char
+    )
+    print(
+        f"wrote {args.out}: {meta['train_tokens']:,} train + {meta['val_tokens']:,} val tokens "
+        f"({meta['dtype']}), vocab {meta['vocab_size']}, from {len(meta['sources'])} file(s)"
+    )
+
+
+def _train_config(args):
+    from gptkit.checkpoint import read_run_config
+    from gptkit.config import DataSource, resolve_config
+
+    overrides = list(args.set)
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    if args.resume:
+        base = read_run_config(args.out)  # the run's own settings; --set may still change e.g. max_iters
+        config = resolve_config(toml_path=args.config, overrides=overrides, base=base, preset=args.preset)
+    elif args.init_from:
+        base = read_run_config(args.init_from)
+        base.model.vocab_size = 0
+        config = resolve_config(
+            preset=args.preset, toml_path=args.config, overrides=overrides, base=base, keep_model=True
+        )
+    else:
+        config = resolve_config(preset=args.preset, toml_path=args.config, overrides=overrides)
+    if args.data:
+        config.data = [DataSource(path=args.data)]
+    return config
+
+
+def cmd_train(args) -> None:
+    if args.help_config:
+        from gptkit.config import describe_fields
+
+        print(describe_fields())
+        return
+    if not args.out:
+        raise GptkitError("train: --out RUN_DIR is required (where the run's weights, config and logs go)")
+    config = _train_config(args)
+    from gptkit.train.loop import train
+
+    result = train(config, args.out, resume=args.resume, overwrite=args.overwrite, init_from=args.init_from)
+    print(
+        f"done: {result.step} steps, final val loss {result.val_loss:.4f} (best {result.best_val_loss:.4f}); "
+        f'sample with: gptkit sample {result.run_dir} --prompt "..."'
+    )
+
+
+def cmd_sample(args) -> None:
+    from gptkit.run import load_run
+
+    run = load_run(args.run, weights=args.weights, device=args.device or "auto")
+    for i in range(args.num_samples):
+        seed = None if args.seed is None else args.seed + i
+        sys.stdout.write(args.prompt)
+        for piece in run.stream(
+            args.prompt,
+            args.max_new_tokens,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            seed=seed,
+        ):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n" if i == args.num_samples - 1 else "\n" + "-" * 40 + "\n")
+    sys.stdout.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gptkit", description="Build a GPT from scratch on your own text.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("prepare", help="text files, folders or a bundled dataset -> token files for training")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="text files, folders, or a bundled name (shakespeare)")
+    p.add_argument("--tokenizer", default="char", help="'char' (build from the text) or a saved tokenizer to reuse")
+    p.add_argument("--out", required=True, help="output folder for train.bin, val.bin, meta.json, tokenizer.json")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of the text held out (default 0.1)")
+    p.add_argument("--unknown-char", default=None, help="char tokenizer: map unseen characters to this one")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train a GPT on prepared data; writes a run directory")
+    p.add_argument("--data", help="prepared data folder (from `gptkit prepare`)")
+    p.add_argument("--out", help="run directory to write")
+    p.add_argument("--config", help="TOML file with [model], [train] and [[data]] settings")
+    p.add_argument("--preset", help="named settings: cpu-baby (default values), shakespeare")
+    p.add_argument(
+        "--set",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override settings, e.g. --set model.n_layer=6 train.lr=3e-4",
+    )
+    p.add_argument("--device", help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--init-from", metavar="RUN", help="start from another run's weights (fine-tuning)")
+    p.add_argument("--help-config", action="store_true", help="list every setting with its default and exit")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="generate text from a trained run")
+    p.add_argument("run", help="run directory (from `gptkit train --out`)")
+    p.add_argument("--prompt", default="", help="text to continue (default: start from a newline)")
+    p.add_argument("--max-new-tokens", type=int, default=500)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; higher = more random")
+    p.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens")
+    p.add_argument("--top-p", type=float, default=None, help="sample only within this probability mass")
+    p.add_argument("--seed", type=int, default=None, help="make sampling reproducible")
+    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--weights", default="last", choices=["last", "best"], help="latest or best-by-val weights")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N, mps")
+    p.set_defaults(func=cmd_sample)
+    return parser
+
+
+def _plain_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.showwarning = _plain_warning
+    try:
+        args.func(args)
+    except GptkitError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `gptkit sample ... | head`
+        return 0
+    except Exception as err:  # noqa: BLE001 - the CLI is the one place that turns exceptions into exit codes
+        if args.debug:
+            raise
+        print(f"error: {type(err).__name__}: {err} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,260 @@
+"""Configuration as data: typed dataclasses, TOML files, named presets and `--set key=value` overrides.
+
+`RunConfig` = `GPTConfig` (the network) + `TrainConfig` (the loop) + `data` (prepared datasets). Values are
+resolved in this order, later wins: dataclass defaults < preset < TOML file < `--set`. Key names follow
+nanoGPT's where one exists. An unknown key is an error listing the valid ones. This module does no I/O
+beyond reading a TOML file and knows nothing of torch.
+"""
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gptkit.errors import GptkitError
+from gptkit.presets import PRESETS
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+
+def _doc(default, text: str):
+    """A dataclass field with a one-line doc (shown by `gptkit train --help-config`)."""
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass
+class GPTConfig:
+    """The network's shape. Defaults are nanoGPT's CPU recipe (also the `cpu-baby` preset)."""
+
+    vocab_size: int = _doc(0, "tokens in the vocabulary; 0 = take it from the data's tokenizer")
+    block_size: int = _doc(64, "context length in tokens")
+    n_layer: int = _doc(4, "transformer blocks")
+    n_head: int = _doc(4, "attention heads per block")
+    n_embd: int = _doc(128, "embedding width; must be divisible by n_head")
+    dropout: float = _doc(0.0, "dropout probability (embeddings, attention, residual branches)")
+    bias: bool = _doc(True, "biases in Linear layers and LayerNorms, as in GPT-2")
+
+    def validate(self) -> None:
+        for name in ("block_size", "n_layer", "n_head", "n_embd"):
+            if getattr(self, name) <= 0:
+                raise GptkitError(f"`model.{name}` must be positive, got {getattr(self, name)}")
+        if self.vocab_size < 0:
+            raise GptkitError(f"`model.vocab_size` must be >= 0, got {self.vocab_size}")
+        if self.n_embd % self.n_head:
+            raise GptkitError(
+                f"`model.n_embd`={self.n_embd} is not divisible by `model.n_head`={self.n_head}; change one of them"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise GptkitError(f"`model.dropout` must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class TrainConfig:
+    """The training loop. Defaults are nanoGPT's Shakespeare-char recipe at CPU size (`cpu-baby`)."""
+
+    batch_size: int = _doc(12, "sequences per micro-batch")
+    grad_accum: int = _doc(1, "micro-batches per optimizer step (tokens/step = grad_accum*batch_size*block_size)")
+    max_iters: int = _doc(2000, "optimizer steps in total")
+    lr: float = _doc(1e-3, "peak learning rate (after warmup)")
+    min_lr: float = _doc(1e-4, "learning rate at the end of the cosine decay")
+    warmup_iters: int = _doc(100, "steps of linear warmup from 0 to lr")
+    lr_decay_iters: int = _doc(0, "step at which the cosine decay reaches min_lr; 0 = max_iters")
+    weight_decay: float = _doc(0.1, "AdamW weight decay, applied to >=2-D weights only")
+    beta1: float = _doc(0.9, "AdamW beta1")
+    beta2: float = _doc(0.99, "AdamW beta2 (0.99 suits small token batches)")
+    grad_clip: float = _doc(1.0, "clip the global gradient norm to this; 0 = off")
+    eval_interval: int = _doc(250, "evaluate and checkpoint every this many steps (and at the end)")
+    eval_iters: int = _doc(50, "batches per split when estimating train/val loss")
+    log_interval: int = _doc(10, "print a log line and append to metrics.jsonl every this many steps")
+    seed: int = _doc(1337, "seed for initialisation, batches and dropout")
+    device: str = _doc("auto", "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    dtype: str = _doc("auto", "auto (bfloat16 on GPUs that have it, else float32), float32, bfloat16, float16")
+    compile: bool = _doc(False, "torch.compile the model (compile time is paid once at start)")
+    peak_flops: float = _doc(0.0, "peak FLOP/s for MFU; 0 = measure with a short matmul probe at start")
+
+    def validate(self) -> None:
+        for name in ("batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval"):
+            if getattr(self, name) <= 0:
+                raise GptkitError(f"`train.{name}` must be positive, got {getattr(self, name)}")
+        for name in ("max_iters", "warmup_iters", "lr_decay_iters"):
+            if getattr(self, name) < 0:
+                raise GptkitError(f"`train.{name}` must be >= 0, got {getattr(self, name)}")
+        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
+            raise GptkitError(
+                f"need 0 <= `train.min_lr` <= `train.lr` and lr > 0, got lr={self.lr} min_lr={self.min_lr}"
+            )
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise GptkitError(f"`train.dtype`={self.dtype!r} is not one of auto, float32, bfloat16, float16")
+
+
+@dataclass
+class DataSource:
+    """One prepared dataset (a directory written by `gptkit prepare`)."""
+
+    path: str = _doc("", "directory with train.bin, val.bin, meta.json and tokenizer.json")
+    weight: float = _doc(1.0, "sampling weight when several datasets are mixed")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a training run; saved as `config.json` in the run directory."""
+
+    model: GPTConfig = field(default_factory=GPTConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: list[DataSource] = field(default_factory=list)
+    preset: str = ""
+
+    def validate(self) -> None:
+        self.model.validate()
+        self.train.validate()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, raw: dict, *, source: str = "config") -> "RunConfig":
+        config = cls()
+        apply_dict(config, raw, source=source)
+        return config
+
+
+_SECTIONS = {"model": GPTConfig, "train": TrainConfig}
+
+
+def valid_keys() -> list[str]:
+    """Every `section.key` that `--set` accepts."""
+    return [f"{section}.{f.name}" for section, cls in _SECTIONS.items() for f in dataclasses.fields(cls)]
+
+
+def apply_dict(config: RunConfig, raw: dict, *, source: str) -> None:
+    """Apply a nested dict (from TOML or config.json) onto `config`, checking every key and type."""
+    for key, value in raw.items():
+        if key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise GptkitError(f"{source}: `{key}` must be a table of settings, got {value!r}")
+            for name, item in value.items():
+                _set_field(getattr(config, key), key, name, item, source=source)
+        elif key == "data":
+            config.data = _parse_data(value, source=source)
+        elif key == "preset":
+            config.preset = str(value)
+        else:
+            raise GptkitError(f"{source}: unknown section `{key}`; valid sections: model, train, data, preset")
+
+
+def _parse_data(value, *, source: str) -> list[DataSource]:
+    entries = [value] if isinstance(value, dict) else value
+    if not isinstance(entries, list):
+        raise GptkitError(f"{source}: `data` must be a list of tables ([[data]] path = ...), got {value!r}")
+    parsed = []
+    for entry in entries:
+        if isinstance(entry, str):
+            entry = {"path": entry}
+        unknown = set(entry) - {"path", "weight"}
+        if unknown or "path" not in entry:
+            raise GptkitError(f"{source}: each [[data]] entry needs `path` (and optional `weight`), got {entry!r}")
+        parsed.append(DataSource(path=str(entry["path"]), weight=float(entry.get("weight", 1.0))))
+    return parsed
+
+
+def _set_field(obj, section: str, name: str, value, *, source: str) -> None:
+    hints = typing.get_type_hints(type(obj))
+    if name not in hints:
+        raise GptkitError(f"{source}: unknown key `{section}.{name}`; valid keys: {', '.join(valid_keys())}")
+    setattr(obj, name, _coerce(value, hints[name], f"{section}.{name}", source))
+
+
+def _coerce(value, kind, key: str, source: str):
+    """Convert `value` (a TOML/JSON value or a `--set` string) to the field's type, or say why not."""
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            if isinstance(value, str):
+                return int(float(value)) if "e" in value.lower() else int(value)
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is str:
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    raise GptkitError(f"{source}: `{key}` expects {kind.__name__}, got {value!r}")
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """Turn `["model.n_layer=6", "train.lr=3e-4"]` into a nested dict for `apply_dict`."""
+    nested: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise GptkitError(f"--set {pair!r}: expected section.key=value, e.g. --set model.n_layer=6")
+        if section not in _SECTIONS:
+            raise GptkitError(f"--set {pair!r}: unknown key `{key}`; valid keys: {', '.join(valid_keys())}")
+        nested.setdefault(section, {})[name] = value
+    return nested
+
+
+def read_toml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise GptkitError(f"--config {path}: no such file; pass the path of a .toml file")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise GptkitError(f"--config {path}: not valid TOML ({err}); fix the file") from None
+
+
+def resolve_config(
+    *,
+    preset: str | None = None,
+    toml_path: str | None = None,
+    overrides: list[str] = (),
+    base: RunConfig | None = None,
+    keep_model: bool = False,
+) -> RunConfig:
+    """Build a RunConfig: base (or defaults) < preset < TOML file < `--set` overrides; then validate.
+
+    `keep_model` applies only a preset's [train] part, keeping `base`'s network shape (for `--init-from`).
+    """
+    config = base or RunConfig()
+    file_values = read_toml(toml_path) if toml_path else {}
+    chosen = preset or file_values.get("preset")
+    if chosen:
+        if chosen not in PRESETS:
+            raise GptkitError(f"--preset {chosen!r}: unknown preset; choose one of {', '.join(PRESETS)}")
+        values = {k: v for k, v in PRESETS[chosen].items() if not (keep_model and k == "model")}
+        apply_dict(config, values, source=f"preset {chosen}")
+    if file_values:
+        apply_dict(config, file_values, source=f"--config {toml_path}")
+    if chosen:
+        config.preset = chosen
+    apply_dict(config, parse_overrides(list(overrides)), source="--set")
+    config.validate()
+    return config
+
+
+def describe_fields() -> str:
+    """One line per setting with its default and doc, for `gptkit train --help-config`."""
+    lines = []
+    for section, cls in _SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            lines.append(f"{section}.{f.name} = {f.default!r}  # {f.metadata.get('doc', '')}")
+    return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""A trained run, loaded for use: `gptkit.load(run_dir)` -> `Run` with `.generate`, `.stream`, `.generate_ids`.
+
+`Run` holds `model` (a GPT in eval mode), `tokenizer` and `config` (the RunConfig it was trained with), and
+turns text prompts into text through `gptkit.generate`. Streaming decodes bytes incrementally, so a character
+split across tokens is emitted whole. It does not train; see `gptkit.train`.
+"""
+
+import codecs
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from gptkit.checkpoint import BEST_FILE, WEIGHTS_FILE, load_weights, read_run_config
+from gptkit.errors import GptkitError
+from gptkit.generate import generate_tokens
+from gptkit.model import GPT
+from gptkit.runtime import pick_device
+from gptkit.tokenizer import load_tokenizer
+
+WEIGHT_CHOICES = {"last": WEIGHTS_FILE, "best": BEST_FILE}
+
+
+class Run:
+    """A model with its tokenizer and config, ready to generate text."""
+
+    def __init__(self, run_dir: Path, model: GPT, tokenizer, config, device: torch.device):
+        self.run_dir = run_dir
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config
+        self.device = device
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """Prompt ids cropped to the last `block_size` tokens (with a warning); an empty prompt starts at a newline."""
+        if prompt:
+            ids = self.tokenizer.encode(prompt)
+        else:  # nothing to condition on: start from a newline, as nanoGPT does, or token 0 if there is none
+            try:
+                ids = self.tokenizer.encode("\n")
+            except GptkitError:
+                ids = [0]
+        block_size = self.model.config.block_size
+        if len(ids) > block_size:
+            warnings.warn(
+                f"the prompt is {len(ids)} tokens, longer than block_size={block_size}; using its last {block_size}",
+                stacklevel=3,
+            )
+            ids = ids[-block_size:]
+        return ids
+
+    def stream(
+        self,
+        prompt: str,
+        max_new_tokens: int = 200,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Yield the continuation of `prompt` piece by piece as it is generated (valid UTF-8 text only)."""
+        idx = torch.tensor([self.encode_prompt(prompt)], dtype=torch.long, device=self.device)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        tokens = generate_tokens(
+            self.model, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
+        )
+        for next_id in tokens:
+            piece = decoder.decode(self.tokenizer.decode_bytes([int(next_id[0, 0])]))
+            if piece:
+                yield piece
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    def generate(self, prompt: str, max_new_tokens: int = 200, **sampling) -> str:
+        """The continuation of `prompt` (without the prompt itself), as one string. See `stream` for options."""
+        return "".join(self.stream(prompt, max_new_tokens, **sampling))
+
+    def generate_ids(self, idx: torch.Tensor, max_new_tokens: int, **sampling) -> torch.Tensor:
+        """For your own tokenizer: (B, T) prompt ids -> (B, max_new_tokens) new ids."""
+        idx = idx.to(self.device)
+        new = list(generate_tokens(self.model, idx, max_new_tokens, **sampling))
+        return torch.cat(new, dim=1) if new else idx.new_zeros((idx.size(0), 0))
+
+
+def load_run(run_dir, *, weights: str = "last", device: str = "auto") -> Run:
+    """Load `run_dir` (written by `gptkit train`) with its `last` or `best` (lowest val loss) weights."""
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    if weights not in WEIGHT_CHOICES:
+        raise GptkitError(f"--weights {weights!r}: choose one of {', '.join(WEIGHT_CHOICES)}")
+    tokenizer = load_tokenizer(run_dir)
+    target = pick_device(device)
+    model = GPT(config.model)
+    load_weights(model, run_dir / WEIGHT_CHOICES[weights])
+    model.to(target).eval()
+    return Run(run_dir, model, tokenizer, config, target)

@@ -1,0 +1,47 @@
+"""Tokenizers: the shared interface and `load_tokenizer`, which reads any saved tokenizer JSON.
+
+Every tokenizer has `vocab_size`, `encode(text) -> list[int]`, `decode(ids) -> str`,
+`decode_bytes(ids) -> bytes` (for streaming UTF-8 that spans tokens) and `save(path)`. The JSON file names
+its `type` and `format_version`, so `load_tokenizer` picks the class. Training lives in each tokenizer's module.
+"""
+
+import json
+from pathlib import Path
+from typing import Protocol
+
+from gptkit.errors import GptkitError
+from gptkit.tokenizer.char import CharTokenizer
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class Tokenizer(Protocol):
+    vocab_size: int
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids) -> str: ...
+
+    def decode_bytes(self, ids) -> bytes: ...
+
+    def save(self, path) -> None: ...
+
+
+_TYPES = {"char": CharTokenizer}
+
+
+def load_tokenizer(path) -> Tokenizer:
+    """Load a tokenizer from a JSON file, or from a directory (data or run dir) that has `tokenizer.json`."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / TOKENIZER_FILE
+    if not path.is_file():
+        raise GptkitError(f"{path}: no tokenizer file here; pass a tokenizer .json or a prepared data/run directory")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise GptkitError(f"{path}: not a valid tokenizer JSON ({err})") from None
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if kind not in _TYPES:
+        raise GptkitError(f"{path}: unknown tokenizer type {kind!r}; expected one of {', '.join(_TYPES)}")
+    return _TYPES[kind].from_dict(raw, source=str(path))

@@ -1,0 +1,80 @@
+"""Training telemetry: `metrics.jsonl` (one JSON object per line) and throughput/MFU arithmetic.
+
+`MetricsLog` appends records and, on resume, drops records from beyond the checkpoint so the file reads
+like one uninterrupted run. `Throughput` turns wall time between log points into ms/step, tokens/s and MFU
+(model FLOPs utilisation: achieved model FLOP/s over the peak FLOP/s of this machine).
+"""
+
+import contextlib
+import json
+import time
+from pathlib import Path
+
+from gptkit.atomic import atomic_write_text
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class MetricsLog:
+    """Append-only JSON-lines log of training metrics."""
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / METRICS_FILE
+
+    def append(self, record: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def truncate_after(self, step: int) -> None:
+        """Keep only records up to `step` (those a resumed run will not write again)."""
+        if not self.path.exists():
+            return
+        kept = [line for line in read_metrics(self.path) if line.get("step", 0) <= step]
+        # An eval record at `step` was written before the checkpoint and is kept; train records at `step` come
+        # after it in an uninterrupted run and will be written again, so drop them.
+        kept = [r for r in kept if not (r.get("step") == step and "train_loss" in r and "val_loss" not in r)]
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def read_metrics(path) -> list[dict]:
+    """All records of a metrics.jsonl, skipping a torn last line left by a killed process."""
+    records = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+class Throughput:
+    """Measures training speed between log points, leaving out time spent in eval and checkpoints."""
+
+    def __init__(self, tokens_per_step: int, flops_per_token: float, peak_flops: float):
+        self.tokens_per_step = tokens_per_step
+        self.flops_per_token = flops_per_token
+        self.peak_flops = peak_flops
+        self._reset()
+
+    def _reset(self) -> None:
+        self.start = time.perf_counter()
+        self.excluded = 0.0
+        self.steps = 0
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Time inside this block (eval, checkpointing) does not count as training time."""
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.excluded += time.perf_counter() - began
+
+    def measure(self) -> dict:
+        """ms/step, tokens/s and MFU over the steps since the last call; then start a new window."""
+        seconds = max(time.perf_counter() - self.start - self.excluded, 1e-9)
+        steps = max(self.steps, 1)
+        tokens_per_s = self.tokens_per_step * steps / seconds
+        mfu = self.flops_per_token * tokens_per_s / self.peak_flops if self.peak_flops else 0.0
+        self._reset()
+        return {"ms_per_step": 1000.0 * seconds / steps, "tokens_per_s": tokens_per_s, "mfu": mfu}
