@@ -107,7 +107,7 @@ def prepare(
         raise GptkitError(f"--val-fraction {val_fraction}: must be in [0, 1), e.g. 0.1")
     sources = [read_text(p) for p in resolve_inputs(paths)]
     # Separate documents by a newline so the last line of one file does not run into the next.
-    text = "".join(s.text if s.text.endswith("\n") else s.text + "\n" for s in sources)
+    text = "".join(s.text if s.text.endswith("\n") or s is sources[-1] else s.text + "\n" for s in sources)
     tok = CharTokenizer.from_text(text, unknown=unknown_char) if tokenizer == "char" else load_tokenizer(tokenizer)
 
     split_at = int(len(text) * (1.0 - val_fraction))

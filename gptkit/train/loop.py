@@ -122,6 +122,26 @@ def estimate_loss(model, dataset: TokenDataset, config: RunConfig, device, dtype
     return losses
 
 
+def train_step(runner, model, optimizer, scaler, next_batch, cfg, lr: float, device, dtype) -> torch.Tensor:
+    """One optimizer step over `grad_accum` micro-batches; returns the mean loss as a device tensor (no sync)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    loss_sum = torch.zeros((), device=device)
+    for _ in range(cfg.grad_accum):
+        x, y = next_batch()
+        with autocast_for(device, dtype):
+            _, loss = runner(x, y)
+        scaler.scale(loss / cfg.grad_accum).backward()
+        loss_sum += loss.detach()
+    if cfg.grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum / cfg.grad_accum
+
+
 def describe_start(config: RunConfig, model: GPT, dataset: TokenDataset, device, dtype, peak_flops: float) -> str:
     m, t = config.model, config.train
     tokens_per_step = t.grad_accum * t.batch_size * m.block_size
@@ -223,6 +243,9 @@ def train(
                 save_checkpoint(run_dir / CHECKPOINT_FILE, model, optimizer, state, generators, device)
             metrics.append(record)
 
+    def next_batch():
+        return dataset.get_batch("train", cfg.batch_size, config.model.block_size, generators["train"], device)
+
     model.train()
     while True:
         step = state.step
@@ -234,28 +257,14 @@ def train(
             break
 
         lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        loss_sum = torch.zeros((), device=device)
-        for _ in range(cfg.grad_accum):
-            x, y = dataset.get_batch("train", cfg.batch_size, config.model.block_size, generators["train"], device)
-            with autocast_for(device, dtype):
-                _, loss = runner(x, y)
-            scaler.scale(loss / cfg.grad_accum).backward()
-            loss_sum += loss.detach()
-        if cfg.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+        loss = train_step(runner, model, optimizer, scaler, next_batch, cfg, lr, device, dtype)
         state.step += 1
         state.tokens_seen += tokens_per_step
         speed.steps += 1
         bar.update(1)
 
         if step % cfg.log_interval == 0 or state.step == cfg.max_iters:
-            train_loss = (loss_sum / cfg.grad_accum).item()  # the only host sync outside evals
+            train_loss = loss.item()  # the only host sync outside evals
             if not math.isfinite(train_loss):
                 raise GptkitError(f"train: the loss became {train_loss} at step {step}; lower `train.lr` and retry")
             rates = speed.measure()

@@ -1,0 +1,88 @@
+"""Training step speed of a preset on this machine, as JSON: ms/step, tokens/s and MFU.
+
+Uses the real training step (`gptkit.train.loop.train_step`) on the bundled Tiny Shakespeare, prepared into a
+temp folder. MFU is against a peak measured here with a matmul probe (`gptkit.runtime.measure_peak_flops`).
+Usage: python bench/train_speed.py --preset cpu-baby [--steps 100] [--compile] [--device cpu]
+"""
+
+import argparse
+import json
+import tempfile
+import time
+
+import torch
+
+from gptkit.config import DataSource, resolve_config
+from gptkit.data.prepare import prepare
+from gptkit.model import GPT
+from gptkit.runtime import measure_peak_flops, pick_device, resolve_dtype, synchronize
+from gptkit.train.loop import open_data, train_step
+from gptkit.train.optim import build_optimizer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="cpu-baby")
+    parser.add_argument("--steps", type=int, default=100, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed steps first")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepare(["shakespeare"], tmp)
+        config = resolve_config(preset=args.preset, overrides=[f"train.device={args.device}"])
+        config.data = [DataSource(path=tmp)]
+        dataset = open_data(config)
+        cfg = config.train
+        device = pick_device(cfg.device)
+        dtype = resolve_dtype(cfg.dtype, device)
+        torch.manual_seed(cfg.seed)
+        model = GPT(config.model).to(device)
+        runner = torch.compile(model) if args.compile else model
+        optimizer = build_optimizer(model, cfg, device)
+        scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))
+        generator = torch.Generator().manual_seed(cfg.seed)
+
+        def next_batch():
+            return dataset.get_batch("train", cfg.batch_size, config.model.block_size, generator, device)
+
+        began = time.perf_counter()
+        for _ in range(args.warmup):
+            train_step(runner, model, optimizer, scaler, next_batch, cfg, cfg.lr, device, dtype)
+        synchronize(device)
+        warmup_s = time.perf_counter() - began
+        began = time.perf_counter()
+        for _ in range(args.steps):
+            loss = train_step(runner, model, optimizer, scaler, next_batch, cfg, cfg.lr, device, dtype)
+        loss.item()
+        synchronize(device)
+        seconds = time.perf_counter() - began
+
+    peak = measure_peak_flops(device, dtype)
+    tokens_per_step = cfg.grad_accum * cfg.batch_size * config.model.block_size
+    tokens_per_s = tokens_per_step * args.steps / seconds
+    print(
+        json.dumps(
+            {
+                "preset": args.preset,
+                "device": str(device),
+                "dtype": str(dtype).removeprefix("torch."),
+                "threads": torch.get_num_threads(),
+                "compile": args.compile,
+                "params": model.num_params(),
+                "tokens_per_step": tokens_per_step,
+                "steps": args.steps,
+                "warmup_s": round(warmup_s, 3),
+                "ms_per_step": round(1000 * seconds / args.steps, 2),
+                "tokens_per_s": round(tokens_per_s),
+                "peak_flops": round(peak),
+                "mfu": round(model.flops_per_token() * tokens_per_s / peak, 4),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

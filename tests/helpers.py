@@ -1,0 +1,26 @@
+"""Helpers shared by tests: a tiny model/training configuration that runs in seconds on a CPU."""
+
+from pathlib import Path
+
+from gptkit.config import DataSource, RunConfig, resolve_config
+
+TINY = [
+    "model.n_layer=2",
+    "model.n_head=2",
+    "model.n_embd=32",
+    "model.block_size=32",
+    "train.batch_size=8",
+    "train.max_iters=30",
+    "train.warmup_iters=5",
+    "train.eval_interval=10",
+    "train.eval_iters=2",
+    "train.log_interval=1",
+    "train.peak_flops=1e11",
+    "train.device=cpu",
+]
+
+
+def tiny_config(data_dir: Path, *overrides: str) -> RunConfig:
+    config = resolve_config(overrides=[*TINY, *overrides])
+    config.data = [DataSource(path=str(data_dir))]
+    return config
