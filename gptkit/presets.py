@@ -18,6 +18,7 @@ PRESETS: dict[str, dict[str, dict]] = {
             "weight_decay": 0.1,
             "eval_interval": 250,
             "eval_iters": 50,
+            "log_interval": 50,
         },
     },
     "shakespeare": {
