@@ -7,7 +7,7 @@ pickled. Entry points: `save_checkpoint`/`load_checkpoint`, `save_weights`/`load
 """
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -32,6 +32,7 @@ class TrainState:
     step: int = 0  # optimizer steps completed
     best_val_loss: float = float("inf")
     tokens_seen: int = 0
+    scaler: dict = field(default_factory=dict)  # float16 loss-scaler state, empty otherwise
 
 
 def write_run_config(run_dir, config: RunConfig) -> None:
@@ -106,6 +107,8 @@ def _generator_states(generators: dict[str, torch.Generator], device: torch.devi
     states["rng.torch"] = torch.get_rng_state()
     if device.type == "cuda":
         states["rng.cuda"] = torch.cuda.get_rng_state(device)
+    elif device.type == "mps":
+        states["rng.mps"] = torch.mps.get_rng_state()
     return states
 
 
@@ -157,4 +160,6 @@ def load_checkpoint(
     torch.set_rng_state(tensors["rng.torch"])
     if device.type == "cuda" and "rng.cuda" in tensors:
         torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+    elif device.type == "mps" and "rng.mps" in tensors:
+        torch.mps.set_rng_state(tensors["rng.mps"])
     return TrainState(**info["state"])

@@ -69,17 +69,20 @@ def cmd_sample(args) -> None:
     from gptkit.run import load_run
 
     run = load_run(args.run, weights=args.weights, device=args.device or "auto")
+    if args.num_samples < 1:
+        raise GptkitError(f"--num-samples {args.num_samples}: must be >= 1")
     for i in range(args.num_samples):
         seed = None if args.seed is None else args.seed + i
-        sys.stdout.write(args.prompt)
-        for piece in run.stream(
+        pieces = run.stream(  # checks the prompt and the options before anything is printed
             args.prompt,
             args.max_new_tokens,
             temperature=args.temperature,
             top_k=args.top_k,
             top_p=args.top_p,
             seed=seed,
-        ):
+        )
+        sys.stdout.write(args.prompt)
+        for piece in pieces:
             sys.stdout.write(piece)
             sys.stdout.flush()
         sys.stdout.write("\n" if i == args.num_samples - 1 else "\n" + "-" * 40 + "\n")

@@ -14,10 +14,11 @@ import torch
 
 from gptkit.checkpoint import BEST_FILE, WEIGHTS_FILE, load_weights, read_run_config
 from gptkit.errors import GptkitError
-from gptkit.generate import generate_tokens
+from gptkit.generate import check_sampling_args, generate_tokens
 from gptkit.model import GPT
 from gptkit.runtime import pick_device
 from gptkit.tokenizer import load_tokenizer
+from gptkit.tokenizer.char import UnknownCharacterError
 
 WEIGHT_CHOICES = {"last": WEIGHTS_FILE, "best": BEST_FILE}
 
@@ -35,7 +36,13 @@ class Run:
     def encode_prompt(self, prompt: str) -> list[int]:
         """Prompt ids cropped to the last `block_size` tokens (with a warning); an empty prompt starts at a newline."""
         if prompt:
-            ids = self.tokenizer.encode(prompt)
+            try:
+                ids = self.tokenizer.encode(prompt)
+            except UnknownCharacterError as err:
+                raise GptkitError(
+                    f"--prompt: character {err.char!r} (U+{ord(err.char):04X}) is not in the vocabulary of "
+                    f"{self.run_dir}; remove it from the prompt"
+                ) from None
         else:  # nothing to condition on: start from a newline, as nanoGPT does, or token 0 if there is none
             try:
                 ids = self.tokenizer.encode("\n")
@@ -60,12 +67,19 @@ class Run:
         top_p: float | None = None,
         seed: int | None = None,
     ) -> Iterator[str]:
-        """Yield the continuation of `prompt` piece by piece as it is generated (valid UTF-8 text only)."""
+        """Yield the continuation of `prompt` piece by piece as it is generated (valid UTF-8 text only).
+
+        Arguments and the prompt are checked here, before the first piece is asked for.
+        """
+        check_sampling_args(temperature, top_k, top_p, max_new_tokens)
         idx = torch.tensor([self.encode_prompt(prompt)], dtype=torch.long, device=self.device)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         tokens = generate_tokens(
             self.model, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
         )
+        return self._decode_stream(tokens)
+
+    def _decode_stream(self, tokens: Iterator[torch.Tensor]) -> Iterator[str]:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for next_id in tokens:
             piece = decoder.decode(self.tokenizer.decode_bytes([int(next_id[0, 0])]))
             if piece:
@@ -94,6 +108,11 @@ def load_run(run_dir, *, weights: str = "last", device: str = "auto") -> Run:
     tokenizer = load_tokenizer(run_dir)
     target = pick_device(device)
     model = GPT(config.model)
+    if weights == "best" and not (run_dir / BEST_FILE).exists():
+        raise GptkitError(
+            f"{run_dir}: no {BEST_FILE} (it is written when the val loss improves after step 0; runs without a "
+            "val split have none); use --weights last"
+        )
     load_weights(model, run_dir / WEIGHT_CHOICES[weights])
     model.to(target).eval()
     return Run(run_dir, model, tokenizer, config, target)

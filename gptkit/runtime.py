@@ -58,8 +58,10 @@ def synchronize(device: torch.device) -> None:
 def measure_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, seconds: float = 0.3) -> float:
     """Achievable matmul FLOP/s on `device` in `dtype`, from square matmuls timed for about `seconds`."""
     n = 1024 if device.type == "cpu" else 4096
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
+    # A private generator: the probe must not consume the global RNG that dropout (and exact resume) rely on.
+    generator = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(n, n, device=device, dtype=dtype, generator=generator)
+    b = torch.randn(n, n, device=device, dtype=dtype, generator=generator)
     for _ in range(2):  # warm up kernels and thread pools
         a @ b
     synchronize(device)

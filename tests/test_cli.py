@@ -41,6 +41,9 @@ def test_prepare_train_sample_end_to_end(tmp_path, small_text_file):
     greedy = cli("sample", str(tmp_path / "run"), "--temperature", "0", "--num-samples", "2", "--max-new-tokens", "20")
     halves = greedy.stdout.split("-" * 40)
     assert len(halves) == 2 and halves[0].strip() == halves[1].strip()
+    bad = cli("sample", str(tmp_path / "run"), "--prompt", "café")
+    assert bad.returncode == 2 and bad.stdout == ""  # checked before anything is printed
+    assert bad.stderr.startswith("error: --prompt: character 'é'")
 
 
 @pytest.fixture

@@ -20,15 +20,33 @@ def layer_of(module: str) -> int:
     return next(i for i, names in enumerate(LAYERS) if top in names)
 
 
+def imported_modules(path: Path) -> list[str]:
+    """gptkit modules imported by `path`, in any of the forms `import gptkit.x`, `from gptkit.x import y`,
+    `from gptkit import x` (at any depth: imports inside functions count too)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [a.name.removeprefix("gptkit.") for a in node.names if a.name.startswith("gptkit.")]
+        elif isinstance(node, ast.ImportFrom) and node.module == "gptkit":
+            found += [a.name for a in node.names if a.name not in ("GptkitError", "__version__")]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gptkit."):
+            found.append(node.module.removeprefix("gptkit."))
+    return found
+
+
+def test_the_checker_sees_every_import_form(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("import gptkit.cli\nfrom gptkit import run\ndef f():\n    from gptkit.train.loop import train\n")
+    assert imported_modules(probe) == ["cli", "run", "train.loop"]
+
+
 def test_no_module_imports_upwards():
     upward = []
     for path in PACKAGE.rglob("*.py"):
         relative = path.relative_to(PACKAGE).with_suffix("")
         name = ".".join(relative.parts)
         own = layer_of(name)
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gptkit."):
-                target = node.module.removeprefix("gptkit.")
-                if layer_of(target) > own:
-                    upward.append(f"{name} -> {target}")
+        for target in imported_modules(path):
+            if layer_of(target) > own:
+                upward.append(f"{name} -> {target}")
     assert not upward

@@ -27,18 +27,25 @@ class TokenDataset:
                 f"--data {self.path}: not a prepared dataset (no meta.json); run "
                 f"`gptkit prepare YOUR_TEXT --out {self.path}` first"
             )
-        self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        dtype = np.dtype(self.meta["dtype"])
+        try:
+            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            dtype = np.dtype(self.meta["dtype"])
+            counts = {split: int(self.meta[f"{split}_tokens"]) for split in SPLITS}
+            int(self.meta["vocab_size"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise GptkitError(
+                f"{meta_path}: damaged ({type(err).__name__}: {err}); run `gptkit prepare` again"
+            ) from None
         self.splits = {}
         for split in SPLITS:
             file = self.path / f"{split}.bin"
             if not file.is_file():
                 raise GptkitError(f"--data {self.path}: {file.name} is missing; run `gptkit prepare` again")
             count = file.stat().st_size // dtype.itemsize
-            if count != self.meta[f"{split}_tokens"]:
+            if count != counts[split]:
                 raise GptkitError(
                     f"--data {self.path}: {file.name} has {count} tokens but meta.json says "
-                    f"{self.meta[f'{split}_tokens']}; run `gptkit prepare` again"
+                    f"{counts[split]}; run `gptkit prepare` again"
                 )
             self.splits[split] = np.memmap(file, dtype=dtype, mode="r") if count else np.zeros(0, dtype)
 

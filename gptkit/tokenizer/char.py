@@ -13,6 +13,14 @@ from gptkit.errors import GptkitError
 FORMAT_VERSION = 1
 
 
+class UnknownCharacterError(GptkitError):
+    """Text holds a character that the vocabulary lacks (`char` is that character)."""
+
+    def __init__(self, message: str, char: str):
+        super().__init__(message)
+        self.char = char
+
+
 class CharTokenizer:
     """Maps each character of a fixed alphabet to an id (its rank in code-point order)."""
 
@@ -51,9 +59,10 @@ class CharTokenizer:
             fallback = stoi[self.unknown]
             return [stoi.get(c, fallback) for c in text]
         bad = next(c for c in text if c not in stoi)
-        raise GptkitError(
+        raise UnknownCharacterError(
             f"character {bad!r} (U+{ord(bad):04X}) is not in this char tokenizer's {self.vocab_size}-character "
-            "vocabulary; remove it from the text, or prepare the data with --unknown-char to map unseen characters"
+            "vocabulary; remove it from the text, or prepare the data with --unknown-char to map unseen characters",
+            bad,
         )
 
     def decode(self, ids) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from gptkit.atomic import replacing
 from gptkit.checkpoint import (
     BEST_FILE,
     CHECKPOINT_FILE,
@@ -29,7 +30,7 @@ from gptkit.checkpoint import (
     save_weights,
     write_run_config,
 )
-from gptkit.config import RunConfig
+from gptkit.config import RunConfig, TrainConfig
 from gptkit.data.dataset import TokenDataset
 from gptkit.errors import GptkitError
 from gptkit.model import GPT
@@ -54,24 +55,58 @@ def _echo(line: str) -> None:
     tqdm.write(line, file=sys.stdout)
 
 
-def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber an existing run unless asked; `overwrite` removes only gptkit's own files."""
-    has_run = (run_dir / CONFIG_FILE).exists()
+def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to clobber an existing run unless asked, and to resume a run that has no checkpoint."""
     if resume:
         if not (run_dir / CHECKPOINT_FILE).exists():
             raise GptkitError(
                 f"--resume {run_dir}: no checkpoint to resume from (one is written every `train.eval_interval` "
                 "steps); start the run again with --overwrite"
             )
-        return
-    if has_run and not overwrite:
+    elif (run_dir / CONFIG_FILE).exists() and not overwrite:
         raise GptkitError(
             f"--out {run_dir}: already holds a run; pass --resume to continue it, --overwrite to start over, "
             "or choose another --out"
         )
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Create `run_dir`, removing only gptkit's own files from an earlier run (never anything else)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
+    remove_stale_temp_files(run_dir)
+
+
+def remove_stale_temp_files(run_dir: Path) -> None:
+    """Temp files of writes that a killed process never finished."""
+    for name in RUN_FILES:
+        for stale in run_dir.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
+def apply_optimizer_settings(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> None:
+    """Settings from the config win over those restored with the optimizer state."""
+    decay, no_decay = optimizer.param_groups
+    decay["weight_decay"], no_decay["weight_decay"] = cfg.weight_decay, 0.0
+    for group in optimizer.param_groups:
+        group["betas"] = (cfg.beta1, cfg.beta2)
+
+
+def start_warnings(config: RunConfig, has_val: bool) -> list[str]:
+    """Settings that are legal but probably not what the user meant."""
+    t, warnings = config.train, []
+    if not has_val:
+        warnings.append(
+            f"the data has no validation split longer than block_size={config.model.block_size}; "
+            "val loss is not measured and no best.safetensors is kept"
+        )
+    if t.warmup_iters >= t.max_iters:
+        warnings.append(
+            f"`train.warmup_iters`={t.warmup_iters} >= `train.max_iters`={t.max_iters}: the LR never reaches "
+            "`train.lr`; lower warmup_iters"
+        )
+    return warnings
 
 
 def open_data(config: RunConfig) -> TokenDataset:
@@ -161,6 +196,156 @@ def describe_start(config: RunConfig, model: GPT, dataset: TokenDataset, device,
     )
 
 
+class Trainer:
+    """One training session: built from a config and a run directory, then `run()` to the last step."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, *, resume, overwrite, init_from, echo, progress):
+        self.config, self.cfg, self.run_dir, self.echo = config, config.train, run_dir, echo
+        # Everything that can fail on bad input is checked before the run directory is touched.
+        check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        self.device = pick_device(self.cfg.device)
+        self.dtype = resolve_dtype(self.cfg.dtype, self.device)
+        self.dataset = open_data(config)
+        config.validate()
+        self.has_val = self.dataset.num_tokens("val") > config.model.block_size
+        torch.manual_seed(self.cfg.seed)
+        self.model = GPT(config.model).to(self.device)
+        if init_from is not None:
+            init_from_run(self.model, Path(init_from), self.dataset.path)
+        self.optimizer = build_optimizer(self.model, self.cfg, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=(self.dtype == torch.float16))
+        self.generators = {"train": torch.Generator().manual_seed(self.cfg.seed)}
+        self.metrics = MetricsLog(run_dir)
+        self.state = TrainState()
+        if resume:
+            self.state = load_checkpoint(
+                run_dir / CHECKPOINT_FILE, self.model, self.optimizer, self.generators, self.device
+            )
+            if self.state.step >= self.cfg.max_iters:
+                raise GptkitError(
+                    f"--resume {run_dir}: the run already finished its {self.state.step} steps; "
+                    "pass --set train.max_iters=N with a larger N to train further"
+                )
+            apply_optimizer_settings(self.optimizer, self.cfg)  # --set may change them on resume
+            if self.state.scaler:
+                self.scaler.load_state_dict(self.state.scaler)
+            remove_stale_temp_files(run_dir)
+            self.metrics.truncate_after(self.state.step)
+        else:
+            clear_run_dir(run_dir)
+            with replacing(run_dir / TOKENIZER_FILE) as tmp:
+                shutil.copyfile(self.dataset.path / TOKENIZER_FILE, tmp)
+        write_run_config(run_dir, config)  # on resume too: `--set train.max_iters` may have changed it
+        self.runner = torch.compile(self.model) if self.cfg.compile else self.model
+        peak = self.cfg.peak_flops or measure_peak_flops(self.device, self.dtype)
+        self.tokens_per_step = self.cfg.grad_accum * self.cfg.batch_size * config.model.block_size
+        self.speed = Throughput(self.tokens_per_step, self.model.flops_per_token(), peak)
+        self.last_rates = {"ms_per_step": 0.0, "tokens_per_s": 0.0, "mfu": 0.0}
+        self.losses: dict[str, float] = {}
+        self.train_loss = math.nan
+        echo(describe_start(config, self.model, self.dataset, self.device, self.dtype, peak))
+        for warning in start_warnings(config, self.has_val):
+            echo(f"warning: {warning}")
+        if resume:
+            echo(f"resuming {run_dir} at step {self.state.step}")
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.dataset.get_batch(
+            "train", self.cfg.batch_size, self.config.model.block_size, self.generators["train"], self.device
+        )
+
+    def evaluate_and_checkpoint(self) -> None:
+        """Estimate losses; from step 1 on also save latest/best weights and a resumable checkpoint."""
+        state = self.state
+        with self.speed.paused():
+            self.losses = estimate_loss(self.runner, self.dataset, self.config, self.device, self.dtype)
+            is_best = state.step > 0 and "val" in self.losses and self.losses["val"] < state.best_val_loss
+            if is_best:
+                state.best_val_loss = self.losses["val"]
+            self.echo(
+                f"eval step {state.step}: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in self.losses.items())
+                + (" (best)" if is_best else "")
+            )
+            # The eval record goes first: a resume from this checkpoint keeps it and does not evaluate again.
+            self.metrics.append(
+                {
+                    "kind": "eval",
+                    "step": state.step,
+                    **({"val_loss": self.losses["val"]} if "val" in self.losses else {}),
+                    "train_loss_eval": self.losses["train"],
+                    "lr": lr_at(max(state.step - 1, 0), self.cfg),
+                    "tokens": state.tokens_seen,
+                    **self.last_rates,
+                }
+            )
+            if state.step > 0:
+                save_weights(self.model, self.run_dir / WEIGHTS_FILE, {"step": state.step})
+                if is_best:
+                    meta = {"step": state.step, "val_loss": self.losses["val"]}
+                    save_weights(self.model, self.run_dir / BEST_FILE, meta)
+                state.scaler = self.scaler.state_dict() if self.scaler.is_enabled() else {}
+                save_checkpoint(
+                    self.run_dir / CHECKPOINT_FILE, self.model, self.optimizer, state, self.generators, self.device
+                )
+
+    def log_step(self, loss: torch.Tensor, lr: float) -> None:
+        state, cfg = self.state, self.cfg
+        self.train_loss = loss.item()  # the only host sync outside evals
+        if not math.isfinite(self.train_loss):
+            raise GptkitError(f"train: the loss became {self.train_loss} at step {state.step}; lower `train.lr`")
+        self.last_rates = self.speed.measure()
+        rates = self.last_rates
+        self.metrics.append(
+            {
+                "kind": "train",
+                "step": state.step,
+                "train_loss": self.train_loss,
+                "lr": lr,
+                "tokens": state.tokens_seen,
+                **rates,
+            }
+        )
+        self.echo(
+            f"step {state.step:>6}/{cfg.max_iters} | loss {self.train_loss:.4f} | lr {lr:.2e} | "
+            f"{rates['tokens_per_s'] / 1e3:.1f}k tok/s | {rates['ms_per_step']:.1f} ms/step | "
+            f"MFU {100 * rates['mfu']:.1f}%"
+        )
+
+    def run(self, progress: bool | None) -> TrainResult:
+        cfg, state = self.cfg, self.state
+        bar = tqdm(
+            total=cfg.max_iters,
+            initial=state.step,
+            disable=None if progress is None else not progress,
+            unit="step",
+            dynamic_ncols=True,
+        )
+        just_resumed = state.step > 0  # its eval and checkpoint were written before it stopped
+        self.model.train()
+        while True:
+            if (state.step % cfg.eval_interval == 0 or state.step == cfg.max_iters) and not just_resumed:
+                self.evaluate_and_checkpoint()
+            just_resumed = False
+            if state.step >= cfg.max_iters:
+                break
+            lr = lr_at(state.step, cfg)
+            loss = train_step(
+                self.runner, self.model, self.optimizer, self.scaler, self.next_batch, cfg, lr, self.device, self.dtype
+            )
+            state.step += 1
+            state.tokens_seen += self.tokens_per_step
+            self.speed.steps += 1
+            bar.update(1)
+            if state.step % cfg.log_interval == 0 or state.step in (1, cfg.max_iters):
+                self.log_step(loss, lr)
+                bar.set_postfix(loss=f"{self.train_loss:.4f}")
+        bar.close()
+        return TrainResult(
+            self.run_dir, state.step, self.train_loss, self.losses.get("val", math.nan), state.best_val_loss
+        )
+
+
 def train(
     config: RunConfig,
     out_dir,
@@ -182,98 +367,7 @@ def train(
         echo: where log lines go.
         progress: show a tqdm bar; None = only when stderr is a terminal.
     """
-    run_dir = Path(out_dir)
-    prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    cfg = config.train
-    device = pick_device(cfg.device)
-    dtype = resolve_dtype(cfg.dtype, device)
-    torch.manual_seed(cfg.seed)
-    dataset = open_data(config)
-    config.validate()
-
-    model = GPT(config.model).to(device)
-    if init_from is not None:
-        init_from_run(model, Path(init_from), dataset.path)
-    optimizer = build_optimizer(model, cfg, device)
-    generators = {"train": torch.Generator().manual_seed(cfg.seed)}
-    metrics = MetricsLog(run_dir)
-    state = TrainState()
-    if resume:
-        state = load_checkpoint(run_dir / CHECKPOINT_FILE, model, optimizer, generators, device)
-        metrics.truncate_after(state.step)
-        echo(f"resuming {run_dir} at step {state.step}")
-    else:
-        write_run_config(run_dir, config)
-        shutil.copyfile(dataset.path / TOKENIZER_FILE, run_dir / TOKENIZER_FILE)
-    runner = torch.compile(model) if cfg.compile else model
-    scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))
-
-    peak = cfg.peak_flops or measure_peak_flops(device, dtype if dtype != torch.float32 else torch.float32)
-    echo(describe_start(config, model, dataset, device, dtype, peak))
-    tokens_per_step = cfg.grad_accum * cfg.batch_size * config.model.block_size
-    speed = Throughput(tokens_per_step, model.flops_per_token(), peak)
-    bar = tqdm(
-        total=cfg.max_iters,
-        initial=state.step,
-        disable=(not progress) if progress is not None else None,
-        unit="step",
-        dynamic_ncols=True,
+    trainer = Trainer(
+        config, Path(out_dir), resume=resume, overwrite=overwrite, init_from=init_from, echo=echo, progress=progress
     )
-    losses: dict[str, float] = {}
-    train_loss = math.nan
-    just_resumed = resume
-
-    def evaluate_and_checkpoint() -> None:
-        nonlocal losses
-        with speed.paused():
-            losses = estimate_loss(runner, dataset, config, device, dtype)
-            record = {"step": state.step, **{f"{k}_loss": v for k, v in losses.items()}}
-            is_best = "val" in losses and losses["val"] < state.best_val_loss
-            if is_best:
-                state.best_val_loss = losses["val"]
-            echo(
-                f"eval step {state.step}: "
-                + ", ".join(f"{k} {v:.4f}" for k, v in losses.items())
-                + (" (best)" if is_best else "")
-            )
-            if state.step > 0:
-                save_weights(model, run_dir / WEIGHTS_FILE, {"step": state.step})
-                if is_best:
-                    save_weights(model, run_dir / BEST_FILE, {"step": state.step, "val_loss": losses["val"]})
-                save_checkpoint(run_dir / CHECKPOINT_FILE, model, optimizer, state, generators, device)
-            metrics.append(record)
-
-    def next_batch():
-        return dataset.get_batch("train", cfg.batch_size, config.model.block_size, generators["train"], device)
-
-    model.train()
-    while True:
-        step = state.step
-        at_eval = step % cfg.eval_interval == 0 or step == cfg.max_iters
-        if at_eval and not just_resumed:
-            evaluate_and_checkpoint()
-        just_resumed = False
-        if step >= cfg.max_iters:
-            break
-
-        lr = lr_at(step, cfg)
-        loss = train_step(runner, model, optimizer, scaler, next_batch, cfg, lr, device, dtype)
-        state.step += 1
-        state.tokens_seen += tokens_per_step
-        speed.steps += 1
-        bar.update(1)
-
-        if step % cfg.log_interval == 0 or state.step == cfg.max_iters:
-            train_loss = loss.item()  # the only host sync outside evals
-            if not math.isfinite(train_loss):
-                raise GptkitError(f"train: the loss became {train_loss} at step {step}; lower `train.lr` and retry")
-            rates = speed.measure()
-            metrics.append({"step": step, "train_loss": train_loss, "lr": lr, "tokens": state.tokens_seen, **rates})
-            bar.set_postfix(loss=f"{train_loss:.4f}")
-            echo(
-                f"step {step:>6}/{cfg.max_iters} | loss {train_loss:.4f} | lr {lr:.2e} | "
-                f"{rates['tokens_per_s'] / 1e3:.1f}k tok/s | {rates['ms_per_step']:.1f} ms/step | "
-                f"MFU {100 * rates['mfu']:.1f}%"
-            )
-    bar.close()
-    return TrainResult(run_dir, state.step, train_loss, losses.get("val", math.nan), state.best_val_loss)
+    return trainer.run(progress)

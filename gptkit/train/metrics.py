@@ -1,7 +1,8 @@
 """Training telemetry: `metrics.jsonl` (one JSON object per line) and throughput/MFU arithmetic.
 
-`MetricsLog` appends records and, on resume, drops records from beyond the checkpoint so the file reads
-like one uninterrupted run. `Throughput` turns wall time between log points into ms/step, tokens/s and MFU
+`MetricsLog` appends records (`kind` "train" at log steps, "eval" at evals; `step` counts completed
+optimizer steps) and, on resume, drops records from beyond the checkpoint so the file reads like one
+uninterrupted run. `Throughput` turns wall time between log points into ms/step, tokens/s and MFU
 (model FLOPs utilisation: achieved model FLOP/s over the peak FLOP/s of this machine).
 """
 
@@ -26,14 +27,10 @@ class MetricsLog:
             f.write(json.dumps(record) + "\n")
 
     def truncate_after(self, step: int) -> None:
-        """Keep only records up to `step` (those a resumed run will not write again)."""
-        if not self.path.exists():
-            return
-        kept = [line for line in read_metrics(self.path) if line.get("step", 0) <= step]
-        # An eval record at `step` was written before the checkpoint and is kept; train records at `step` come
-        # after it in an uninterrupted run and will be written again, so drop them.
-        kept = [r for r in kept if not (r.get("step") == step and "train_loss" in r and "val_loss" not in r)]
-        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        """Keep only records up to `step`: a resumed run writes the later ones again, identically."""
+        if self.path.exists():
+            kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= step]
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def read_metrics(path) -> list[dict]:

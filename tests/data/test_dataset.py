@@ -32,3 +32,13 @@ def test_not_a_dataset_and_too_short_splits_are_clear_errors(tmp_path, small_dat
         TokenDataset(tmp_path)
     with pytest.raises(GptkitError, match="model.block_size"):
         TokenDataset(small_data).check_block_size("val", 10**6)
+
+
+def test_a_damaged_meta_json_names_the_file(tmp_path, small_data):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(small_data, copy)
+    (copy / "meta.json").write_text('{"dtype": "uint16"')
+    with pytest.raises(GptkitError, match="meta.json: damaged"):
+        TokenDataset(copy)

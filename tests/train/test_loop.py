@@ -55,13 +55,17 @@ def test_best_weights_are_the_lowest_val_loss(tmp_path, small_data):
 
 
 def test_resume_extends_a_run_exactly(tmp_path, small_data):
-    fixed = ("train.lr_decay_iters=40",)
+    # Dropout and the peak-FLOP probe both touch random state: resume must restore it exactly all the same.
+    fixed = ("train.lr_decay_iters=40", "model.dropout=0.1", "train.peak_flops=0")
     train(tiny_config(small_data, "train.max_iters=40", *fixed), tmp_path / "whole", **QUIET)
     train(tiny_config(small_data, "train.max_iters=20", *fixed), tmp_path / "split", **QUIET)
     train(tiny_config(small_data, "train.max_iters=40", *fixed), tmp_path / "split", resume=True, **QUIET)
     assert losses(tmp_path / "split") == losses(tmp_path / "whole")
     a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "split" / "model.safetensors")
     assert all((a[k] == b[k]).all() for k in a)
+    assert read_run_config(tmp_path / "split").train.max_iters == 40  # config.json follows the extension
+    with pytest.raises(GptkitError, match="train.max_iters"):
+        train(tiny_config(small_data, "train.max_iters=40", *fixed), tmp_path / "split", resume=True, **QUIET)
 
 
 def gptkit(*args, **kw):
@@ -71,7 +75,7 @@ def gptkit(*args, **kw):
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, small_data):
-    sets = [*TINY, "train.max_iters=300", "train.eval_interval=50"]
+    sets = [*TINY, "train.max_iters=300", "train.eval_interval=50", "model.dropout=0.1", "train.peak_flops=0"]
     common = ["train", "--data", str(small_data), "--set", *sets]
     whole = gptkit(*common, "--out", str(tmp_path / "whole"))
     assert whole.wait(timeout=120) == 0, whole.stderr.read()
@@ -99,9 +103,36 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, small_data)
     assert losses(killed_dir) == losses(tmp_path / "whole")
 
 
-def test_an_existing_run_is_not_overwritten_by_accident(trained_run, small_data):
+def test_an_existing_run_is_not_overwritten_by_accident(trained_run, small_data, tmp_path):
     with pytest.raises(GptkitError, match="--resume"):
         train(tiny_config(small_data), trained_run, **QUIET)
+    before = sorted(p.name for p in trained_run.iterdir())
+    with pytest.raises(GptkitError, match="gptkit prepare"):  # bad input is found before anything is deleted
+        train(tiny_config(tmp_path), trained_run, overwrite=True, **QUIET)
+    assert sorted(p.name for p in trained_run.iterdir()) == before
+
+
+def test_every_metrics_line_has_the_documented_fields(trained_run):
+    records = read_metrics(trained_run / "metrics.jsonl")
+    for record in records:
+        assert {"kind", "step", "lr", "tokens_per_s", "ms_per_step", "mfu", "tokens"} <= set(record)
+        assert "train_loss" in record or "val_loss" in record
+    train_steps = [r["step"] for r in records if r["kind"] == "train"]
+    assert train_steps == list(range(1, 31))  # log_interval=1: completed steps 1..30
+
+
+def test_a_run_without_validation_data_warns_and_has_no_best(tmp_path, small_text_file):
+    from gptkit.data.prepare import prepare
+
+    prepare([str(small_text_file)], tmp_path / "d", val_fraction=0.0)
+    lines = []
+    train(tiny_config(tmp_path / "d"), tmp_path / "r", echo=lines.append, progress=False)
+    assert any(line.startswith("warning: the data has no validation split") for line in lines)
+    assert not (tmp_path / "r" / "best.safetensors").exists()
+    import gptkit
+
+    with pytest.raises(GptkitError, match="--weights last"):
+        gptkit.load(tmp_path / "r", weights="best")
 
 
 def test_resume_without_a_checkpoint_says_what_to_do(tmp_path, small_data):
