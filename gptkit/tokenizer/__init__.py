@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gptkit.errors import GptkitError
+from gptkit.tokenizer.bpe import BPETokenizer
 from gptkit.tokenizer.char import CharTokenizer
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -27,7 +28,7 @@ class Tokenizer(Protocol):
     def save(self, path) -> None: ...
 
 
-_TYPES = {"char": CharTokenizer}
+_TYPES = {"char": CharTokenizer, "bpe": BPETokenizer}
 
 
 def load_tokenizer(path) -> Tokenizer:

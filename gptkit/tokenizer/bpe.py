@@ -1,0 +1,225 @@
+"""Byte-level BPE tokenizer: encode text to ids by pre-splitting and applying merges by rank, and back.
+
+Ids 0..255 stand for single bytes (in any order: GPT-2's files permute them), merge i makes id 256 + i,
+and special tokens such as `<|endoftext|>` get the ids after that. Encoding pre-splits with the regex
+pattern, then in each chunk repeatedly merges the adjacent pair with the lowest merge rank (a cache keeps
+each distinct chunk's ids). Special tokens follow tiktoken's rules: their text in user data is an error
+unless allowed. Where `tiktoken` is installed, it runs the same merges as a faster backend (tests check
+that both give identical ids). Training lives in `bpe_train.py`, file formats in `formats.py`.
+"""
+
+import json
+from collections.abc import Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import regex
+
+from gptkit.atomic import atomic_write_text
+from gptkit.errors import GptkitError
+from gptkit.tokenizer.patterns import pattern_name
+
+FORMAT_VERSION = 1
+CACHE_LIMIT = 1 << 18  # distinct chunks remembered; cleared when full
+
+
+class BPETokenizer:
+    """Byte-level BPE: `encode(text) -> ids`, `decode(ids) -> text`, with special tokens."""
+
+    def __init__(
+        self,
+        merges: Sequence[tuple[int, int]],
+        *,
+        pattern: str,
+        specials: dict[str, int] | None = None,
+        byte_ids: Sequence[int] | None = None,
+    ):
+        self.pattern = pattern
+        self.compiled = regex.compile(pattern)
+        self.byte_ids = list(byte_ids) if byte_ids is not None else list(range(256))
+        if sorted(self.byte_ids) != list(range(256)):
+            raise GptkitError("BPE tokenizer: `byte_ids` must be a permutation of 0..255")
+        self.merges = [tuple(pair) for pair in merges]
+        self.token_bytes: list[bytes] = [b""] * 256
+        for byte, token_id in enumerate(self.byte_ids):
+            self.token_bytes[token_id] = bytes([byte])
+        self.merge_ranks: dict[tuple[int, int], int] = {}
+        for rank, (left, right) in enumerate(self.merges):
+            new_id = 256 + rank
+            if not (0 <= left < new_id and 0 <= right < new_id):
+                raise GptkitError(f"BPE tokenizer: merge {rank} ({left}, {right}) refers to a token made later")
+            self.token_bytes.append(self.token_bytes[left] + self.token_bytes[right])
+            self.merge_ranks[(left, right)] = new_id
+        self.specials = dict(specials or {})
+        for text, token_id in self.specials.items():
+            if token_id < len(self.token_bytes):
+                raise GptkitError(f"BPE tokenizer: special token {text!r} has id {token_id}, already a byte or merge")
+        self.special_by_id = {i: s for s, i in self.specials.items()}
+        self._cache: dict[str, list[int]] = {}
+        self._tiktoken = None
+        # tiktoken keys tokens by their bytes, so it can stand in only when no two tokens share bytes.
+        unique = len(set(self.token_bytes)) == len(self.token_bytes)
+        self.backend = "tiktoken" if unique and _tiktoken_available() else "python"
+
+    @classmethod
+    def from_merges(cls, merges, *, pattern: str, specials: dict[str, int] | None = None) -> "BPETokenizer":
+        return cls(merges, pattern=pattern, specials=specials)
+
+    @property
+    def vocab_size(self) -> int:
+        return max([len(self.token_bytes) - 1, *self.specials.values()]) + 1
+
+    # -- encoding ---------------------------------------------------------------------------------------
+
+    def encode(
+        self,
+        text: str,
+        *,
+        allowed_special: Collection[str] | str = (),
+        disallowed_special: Collection[str] | str = "all",
+    ) -> list[int]:
+        """Text -> ids. A special token's text is an error unless in `allowed_special` ("all" for every one);
+        listing it in neither (with `disallowed_special=()`) encodes it as ordinary text."""
+        allowed = set(self.specials) if allowed_special == "all" else set(allowed_special)
+        unknown = allowed - set(self.specials)
+        if unknown:
+            raise GptkitError(f"allowed_special: {sorted(unknown)} are not special tokens of this tokenizer")
+        disallowed = set(self.specials) - allowed if disallowed_special == "all" else set(disallowed_special)
+        for special in disallowed:
+            at = text.find(special)
+            if at >= 0:
+                raise GptkitError(
+                    f"the text contains the special token {special!r} at character {at}; pass "
+                    "allowed_special to encode it as one, or disallowed_special=() to encode it as plain text"
+                )
+        if not allowed:
+            return self.encode_ordinary(text)
+        ids: list[int] = []
+        splitter = regex.compile("(" + "|".join(regex.escape(s) for s in sorted(allowed, key=len, reverse=True)) + ")")
+        for i, part in enumerate(splitter.split(text)):
+            if i % 2:
+                ids.append(self.specials[part])
+            elif part:
+                ids.extend(self.encode_ordinary(part))
+        return ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Text -> ids, treating special tokens' text as plain text."""
+        if self.backend == "tiktoken":
+            return self._tiktoken_encoding().encode_ordinary(text)
+        return self.encode_python(text)
+
+    def encode_python(self, text: str) -> list[int]:
+        """Our own encoder (no special-token handling), used when tiktoken is absent and as its reference."""
+        ids: list[int] = []
+        cache = self._cache
+        for chunk in self.compiled.findall(text):
+            chunk_ids = cache.get(chunk)
+            if chunk_ids is None:
+                chunk_ids = self._bpe(chunk.encode("utf-8"))
+                if len(cache) >= CACHE_LIMIT:
+                    cache.clear()
+                cache[chunk] = chunk_ids
+            ids.extend(chunk_ids)
+        return ids
+
+    def _bpe(self, data: bytes) -> list[int]:
+        """Merge the lowest-ranked adjacent pair until none of the pairs is a merge."""
+        byte_ids, ranks = self.byte_ids, self.merge_ranks
+        ids = [byte_ids[b] for b in data]
+        while len(ids) > 1:
+            best = min(zip(ids, ids[1:]), key=lambda pair: ranks.get(pair, 1 << 62))
+            new_id = ranks.get(best)
+            if new_id is None:
+                break
+            left, right = best
+            merged, i, n = [], 0, len(ids)
+            while i < n:
+                if i < n - 1 and ids[i] == left and ids[i + 1] == right:
+                    merged.append(new_id)
+                    i += 2
+                else:
+                    merged.append(ids[i])
+                    i += 1
+            ids = merged
+        return ids
+
+    def encode_batch(self, texts: Iterable[str], *, workers: int = 2, **special_options) -> list[list[int]]:
+        """Encode many texts with a thread pool (tiktoken releases the GIL, so threads run in parallel)."""
+        texts = list(texts)
+        if workers <= 1 or len(texts) < 2:
+            return [self.encode(t, **special_options) for t in texts]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda t: self.encode(t, **special_options), texts))
+
+    def _tiktoken_encoding(self):
+        if self._tiktoken is None:
+            import tiktoken
+
+            ranks = {token: token_id for token_id, token in enumerate(self.token_bytes)}
+            self._tiktoken = tiktoken.Encoding(
+                name="gptkit-bpe", pat_str=self.pattern, mergeable_ranks=ranks, special_tokens=self.specials
+            )
+        return self._tiktoken
+
+    # -- decoding ---------------------------------------------------------------------------------------
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """The exact bytes that `ids` stand for (special tokens as their text)."""
+        token_bytes, special_by_id, n = self.token_bytes, self.special_by_id, len(self.token_bytes)
+        parts = []
+        for token_id in ids:
+            token_id = int(token_id)
+            if 0 <= token_id < n:
+                parts.append(token_bytes[token_id])
+            elif token_id in special_by_id:
+                parts.append(special_by_id[token_id].encode("utf-8"))
+            else:
+                raise GptkitError(f"token id {token_id} is not in this tokenizer's vocabulary of {self.vocab_size}")
+        return b"".join(parts)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids -> text; bytes that do not form valid UTF-8 (a partial character) become U+FFFD."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    def piece(self, token_id: int) -> bytes:
+        return self.decode_bytes([token_id])
+
+    # -- saving -----------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        data = {
+            "type": "bpe",
+            "format_version": FORMAT_VERSION,
+            "pattern_name": pattern_name(self.pattern),
+            "pattern": self.pattern,
+            "specials": self.specials,
+            "merges": [list(pair) for pair in self.merges],
+        }
+        if self.byte_ids != list(range(256)):
+            data["byte_ids"] = self.byte_ids
+        return data
+
+    @classmethod
+    def from_dict(cls, raw: dict, *, source: str = "tokenizer") -> "BPETokenizer":
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise GptkitError(f"{source}: unsupported BPE tokenizer format {raw.get('format_version')!r}")
+        try:
+            merges = [(int(a), int(b)) for a, b in raw["merges"]]
+            specials = {str(k): int(v) for k, v in raw.get("specials", {}).items()}
+            return cls(merges, pattern=str(raw["pattern"]), specials=specials, byte_ids=raw.get("byte_ids"))
+        except GptkitError as err:
+            raise GptkitError(f"{source}: {err}") from None
+        except (KeyError, TypeError, ValueError, regex.error) as err:
+            raise GptkitError(f"{source}: damaged BPE tokenizer file ({type(err).__name__}: {err})") from None
+
+    def save(self, path) -> None:
+        """Write the tokenizer as JSON (merges as id pairs), atomically."""
+        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))
+
+
+def _tiktoken_available() -> bool:
+    try:
+        import tiktoken  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,133 @@
+"""Byte-level BPE training: learn merges from text files, fast enough for real corpora.
+
+1. Count each distinct pre-split chunk once, with its frequency (text is streamed in blocks, never whole).
+2. Count adjacent token pairs over the distinct chunks (weighted by frequency), remembering which chunks
+   hold each pair.
+3. Repeatedly merge the most frequent pair: only the chunks that contain it are rewritten, and only the
+   counts of pairs in those chunks change. A heap with lazy invalidation finds the next pair.
+Ties between equally frequent pairs go to the smaller (left id, right id): byte values for the first
+merges, earlier-made tokens after that, so training is deterministic. Entry point: `train_bpe`.
+"""
+
+import heapq
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+from tqdm import tqdm
+
+from gptkit.errors import GptkitError
+from gptkit.tokenizer.bpe import BPETokenizer
+from gptkit.tokenizer.patterns import iter_chunks, iter_file_blocks, resolve_pattern
+
+
+def count_chunks(documents: Iterable[Iterable[str]], pattern: str, specials: list[str], progress=None) -> Counter:
+    """Frequency of each distinct chunk (as UTF-8 bytes) over all documents."""
+    counts: Counter = Counter()
+    for chunks in iter_chunks(documents, pattern, specials):
+        counts.update(chunks)
+        if progress is not None:
+            progress.update(sum(map(len, chunks)))
+    return Counter({chunk.encode("utf-8"): n for chunk, n in counts.items()})
+
+
+def learn_merges(chunk_counts: dict[bytes, int], num_merges: int, progress: bool | None = None) -> list[tuple]:
+    """The BPE merges, as (left id, right id) pairs in order; merge i makes token 256 + i.
+
+    Args:
+        chunk_counts: frequency of each distinct chunk.
+        num_merges: how many merges to learn (fewer if no pair occurs twice... or at all).
+    """
+    words = [list(chunk) for chunk in chunk_counts]  # byte values are the first 256 token ids
+    freqs = list(chunk_counts.values())
+    pair_counts: dict[tuple[int, int], int] = {}
+    where: dict[tuple[int, int], set[int]] = {}
+    for index, (word, freq) in enumerate(zip(words, freqs)):
+        for pair in zip(word, word[1:]):
+            pair_counts[pair] = pair_counts.get(pair, 0) + freq
+            where.setdefault(pair, set()).add(index)
+    heap = [(-count, pair) for pair, count in pair_counts.items()]
+    heapq.heapify(heap)
+
+    merges: list[tuple[int, int]] = []
+    bar = tqdm(total=num_merges, desc="merges", unit="merge", disable=None if progress is None else not progress)
+    while len(merges) < num_merges and heap:
+        negative, pair = heapq.heappop(heap)
+        count = pair_counts.get(pair, 0)
+        if count != -negative:  # stale entry: its count dropped since it was pushed
+            if count > 0:
+                heapq.heappush(heap, (-count, pair))
+            continue
+        if count < 1:
+            break
+        new_id = 256 + len(merges)
+        merges.append(pair)
+        bar.update(1)
+        touched = set()
+        left, right = pair
+        for index in where.pop(pair):
+            word, freq = words[index], freqs[index]
+            merged = _merge_word(word, left, right, new_id)
+            for old in zip(word, word[1:]):
+                pair_counts[old] -= freq
+            for new in zip(merged, merged[1:]):
+                pair_counts[new] = pair_counts.get(new, 0) + freq
+                if new_id in new:
+                    touched.add(new)
+                where.setdefault(new, set()).add(index)
+            words[index] = merged
+        del pair_counts[pair]
+        for new in touched:
+            heapq.heappush(heap, (-pair_counts[new], new))
+    bar.close()
+    return merges
+
+
+def _merge_word(word: list[int], left: int, right: int, new_id: int) -> list[int]:
+    """`word` with every non-overlapping (left, right), scanned left to right, replaced by `new_id`."""
+    out = []
+    i, n = 0, len(word)
+    while i < n:
+        if i < n - 1 and word[i] == left and word[i + 1] == right:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return out
+
+
+def train_bpe(
+    paths: list[str | Path],
+    vocab_size: int,
+    *,
+    pattern: str = "gpt4",
+    specials: list[str] = (),
+    progress: bool | None = None,
+) -> BPETokenizer:
+    """Train a byte-level BPE tokenizer of `vocab_size` tokens (256 bytes + merges + `specials`) on text files."""
+    specials = list(dict.fromkeys(specials))
+    if vocab_size < 256 + len(specials) + 1:
+        raise GptkitError(
+            f"--vocab-size {vocab_size}: must exceed 256 bytes + {len(specials)} special token(s), i.e. be at least "
+            f"{257 + len(specials)}"
+        )
+    if any(not s for s in specials):
+        raise GptkitError("--special: a special token cannot be the empty string")
+    regex_pattern = resolve_pattern(pattern)
+    files = [Path(p) for p in paths]
+    for file in files:
+        if not file.is_file():
+            raise GptkitError(f"{file}: no such file; pass the text files to train on")
+    total = sum(f.stat().st_size for f in files)
+    if total == 0:
+        raise GptkitError("tokenizer train: the corpus is empty; pass text files with content")
+    with tqdm(
+        total=total, desc="counting", unit="B", unit_scale=True, disable=None if progress is None else not progress
+    ) as bar:
+        chunk_counts = count_chunks((iter_file_blocks(f) for f in files), regex_pattern, specials, bar)
+    if not chunk_counts:
+        raise GptkitError("tokenizer train: the corpus has no text outside special tokens; pass real text")
+    merges = learn_merges(chunk_counts, vocab_size - 256 - len(specials), progress)
+    special_ids = {s: 256 + len(merges) + i for i, s in enumerate(specials)}
+    return BPETokenizer.from_merges(merges, pattern=regex_pattern, specials=special_ids)

@@ -1,0 +1,279 @@
+"""Reading and writing other tokenizer formats: GPT-2's files, tiktoken's ranks, Hugging Face tokenizer.json.
+
+- GPT-2: `encoder.json` (token text -> id, bytes shown through GPT-2's byte-to-unicode table) and
+  `vocab.bpe` (one merge per line, in order).
+- tiktoken: a `.tiktoken` file (base64 token bytes and rank per line) plus `tiktoken.json` (pattern and
+  special tokens, which the ranks file cannot hold); or an in-memory `tiktoken.Encoding`.
+- Hugging Face: `tokenizer.json` with a BPE model, a Split + ByteLevel pre-tokenizer and a ByteLevel decoder,
+  loadable by `tokenizers.Tokenizer.from_file` and `transformers.PreTrainedTokenizerFast`.
+Entry points: `import_gpt2`, `export_gpt2`, `export_tiktoken`, `import_tiktoken`, `from_tiktoken_encoding`,
+`export_hf`, `import_hf`.
+"""
+
+import base64
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from gptkit.atomic import atomic_write_text
+from gptkit.errors import GptkitError
+from gptkit.tokenizer.bpe import BPETokenizer
+from gptkit.tokenizer.patterns import GPT2_PATTERN
+
+
+@lru_cache(maxsize=1)
+def byte_to_unicode() -> dict[int, str]:
+    """GPT-2's table: printable bytes stand for themselves, the other 68 map to code points from 256 up."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, extra = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            table[byte] = chr(byte)
+        else:
+            table[byte] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+@lru_cache(maxsize=1)
+def unicode_to_byte() -> dict[str, int]:
+    return {char: byte for byte, char in byte_to_unicode().items()}
+
+
+def to_visible(data: bytes) -> str:
+    table = byte_to_unicode()
+    return "".join(table[b] for b in data)
+
+
+def from_visible(text: str, source: str) -> bytes:
+    table = unicode_to_byte()
+    try:
+        return bytes(table[c] for c in text)
+    except KeyError as err:
+        raise GptkitError(f"{source}: token {text!r} has a character outside GPT-2's byte table ({err})") from None
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GptkitError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise GptkitError(f"{path}: not valid JSON ({err})") from None
+
+
+def _merges_from_vocab(vocab: dict[str, int], merge_lines: list[tuple[str, str]], source: str) -> BPETokenizer:
+    """Build a tokenizer from visible-text vocab + merges, checking that merge i makes id 256 + i."""
+    byte_ids = [0] * 256
+    seen = set()
+    for char, byte in unicode_to_byte().items():
+        if char not in vocab:
+            raise GptkitError(f"{source}: the vocabulary lacks the single-byte token {char!r}; not a byte-level BPE")
+        byte_ids[byte] = vocab[char]
+        seen.add(vocab[char])
+    if seen != set(range(256)):
+        raise GptkitError(f"{source}: single-byte tokens must have ids 0..255")
+    merges = []
+    for rank, (left, right) in enumerate(merge_lines):
+        try:
+            pair = (vocab[left], vocab[right])
+            made = vocab[left + right]
+        except KeyError as err:
+            raise GptkitError(
+                f"{source}: merge {rank} ({left} {right}) uses a token not in the vocabulary ({err})"
+            ) from None
+        if made != 256 + rank:
+            raise GptkitError(
+                f"{source}: merge {rank} makes id {made}, expected {256 + rank}; ids must follow merge order"
+            )
+        merges.append(pair)
+    ordinary = 256 + len(merges)
+    specials = {text: i for text, i in vocab.items() if i >= ordinary}
+    return BPETokenizer(merges, pattern=GPT2_PATTERN, specials=specials, byte_ids=byte_ids)
+
+
+def import_gpt2(encoder_json, vocab_bpe) -> BPETokenizer:
+    """OpenAI's GPT-2 files -> a tokenizer that encodes exactly as GPT-2 (and tiktoken's `gpt2`)."""
+    vocab = _read_json(encoder_json)
+    try:
+        lines = Path(vocab_bpe).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise GptkitError(f"{vocab_bpe}: no such file") from None
+    merge_lines = []
+    for number, line in enumerate(lines, 1):
+        if not line or line.startswith("#version"):
+            continue
+        parts = line.split(" ")
+        if len(parts) != 2:
+            raise GptkitError(f"{vocab_bpe}:{number}: expected two tokens separated by a space, got {line!r}")
+        merge_lines.append((parts[0], parts[1]))
+    return _merges_from_vocab(vocab, merge_lines, str(encoder_json))
+
+
+def export_gpt2(tok: BPETokenizer, out_dir) -> list[Path]:
+    """Write `encoder.json` and `vocab.bpe` (GPT-2's formats). The pattern is not part of these files."""
+    out = Path(out_dir)
+    vocab = {to_visible(data): i for i, data in enumerate(tok.token_bytes)}
+    vocab.update(tok.specials)
+    merges = [f"{to_visible(tok.token_bytes[a])} {to_visible(tok.token_bytes[b])}" for a, b in tok.merges]
+    atomic_write_text(out / "encoder.json", json.dumps(vocab, ensure_ascii=False))
+    atomic_write_text(out / "vocab.bpe", "#version: 0.2\n" + "\n".join(merges) + "\n")
+    return [out / "encoder.json", out / "vocab.bpe"]
+
+
+def export_tiktoken(tok: BPETokenizer, out_dir) -> list[Path]:
+    """Write `tokenizer.tiktoken` (ranks) and `tiktoken.json` (pattern, special tokens)."""
+    out = Path(out_dir)
+    lines = [f"{base64.b64encode(data).decode('ascii')} {i}" for i, data in enumerate(tok.token_bytes)]
+    atomic_write_text(out / "tokenizer.tiktoken", "\n".join(lines) + "\n")
+    atomic_write_text(out / "tiktoken.json", json.dumps({"pat_str": tok.pattern, "special_tokens": tok.specials}))
+    return [out / "tokenizer.tiktoken", out / "tiktoken.json"]
+
+
+def _from_ranks(ranks: dict[bytes, int], pattern: str, specials: dict[str, int], source: str) -> BPETokenizer:
+    """Recover merges from tiktoken-style ranks: each token splits into the two parts that BPE, using only the
+    tokens ranked below it, reaches last."""
+    by_rank = sorted(ranks.items(), key=lambda item: item[1])
+    if [r for _, r in by_rank] != list(range(len(by_rank))):
+        raise GptkitError(f"{source}: ranks must be 0..N-1 without gaps")
+    byte_ids = [0] * 256
+    singles = [(data, r) for data, r in by_rank if len(data) == 1]
+    if len(singles) != 256 or any(r >= 256 for _, r in singles):
+        raise GptkitError(f"{source}: the 256 single bytes must have ranks 0..255")
+    for data, r in singles:
+        byte_ids[data[0]] = r
+    merges = []
+    for data, r in by_rank[256:]:
+        parts = [bytes([b]) for b in data]
+        while len(parts) > 2:
+            scores = [ranks.get(parts[i] + parts[i + 1], 1 << 62) for i in range(len(parts) - 1)]
+            best = min(range(len(scores)), key=scores.__getitem__)
+            if scores[best] >= r:
+                break
+            parts[best : best + 2] = [parts[best] + parts[best + 1]]
+        if len(parts) != 2:
+            raise GptkitError(f"{source}: token of rank {r} cannot be built from two lower-ranked tokens")
+        merges.append((ranks[parts[0]], ranks[parts[1]]))
+    return BPETokenizer(merges, pattern=pattern, specials=specials, byte_ids=byte_ids)
+
+
+def import_tiktoken(ranks_file, meta_file=None, *, pattern: str | None = None, specials=None) -> BPETokenizer:
+    """A `.tiktoken` ranks file (plus `tiktoken.json` beside it, or an explicit pattern and specials)."""
+    ranks_file = Path(ranks_file)
+    meta_path = Path(meta_file) if meta_file else ranks_file.with_name("tiktoken.json")
+    meta = _read_json(meta_path) if meta_path.exists() else {}
+    pattern = pattern or meta.get("pat_str")
+    if not pattern:
+        raise GptkitError(f"{ranks_file}: no pattern; put tiktoken.json beside it or pass --pattern")
+    ranks = {}
+    try:
+        for line in ranks_file.read_text(encoding="ascii").splitlines():
+            if line:
+                token, rank = line.split()
+                ranks[base64.b64decode(token)] = int(rank)
+    except FileNotFoundError:
+        raise GptkitError(f"{ranks_file}: no such file") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise GptkitError(f"{ranks_file}: not a .tiktoken ranks file ({err})") from None
+    return _from_ranks(
+        ranks, pattern, specials if specials is not None else meta.get("special_tokens", {}), str(ranks_file)
+    )
+
+
+def from_tiktoken_encoding(encoding) -> BPETokenizer:
+    """An in-memory `tiktoken.Encoding` -> our tokenizer with the same ids."""
+    return _from_ranks(encoding._mergeable_ranks, encoding._pat_str, dict(encoding._special_tokens), encoding.name)
+
+
+def export_hf(tok: BPETokenizer, out_dir) -> list[Path]:
+    """Write a Hugging Face `tokenizer.json` (plus a minimal `tokenizer_config.json` for transformers)."""
+    out = Path(out_dir)
+    vocab = {to_visible(data): i for i, data in enumerate(tok.token_bytes)}
+    merges = [[to_visible(tok.token_bytes[a]), to_visible(tok.token_bytes[b])] for a, b in tok.merges]
+    added = [
+        {
+            "id": i,
+            "content": s,
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": True,
+        }
+        for s, i in sorted(tok.specials.items(), key=lambda item: item[1])
+    ]
+    data = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": None,
+        "pre_tokenizer": {
+            "type": "Sequence",
+            "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": tok.pattern}, "behavior": "Isolated", "invert": False},
+                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
+            ],
+        },
+        "post_processor": None,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None,
+            "fuse_unk": False,
+            "byte_fallback": False,
+            "ignore_merges": False,
+            "vocab": vocab,
+            "merges": merges,
+        },
+    }
+    eos = "<|endoftext|>" if "<|endoftext|>" in tok.specials else None
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": 1 << 30,
+        "bos_token": eos,
+        "eos_token": eos,
+        "unk_token": None,
+    }
+    atomic_write_text(out / "tokenizer.json", json.dumps(data, ensure_ascii=False, indent=1))
+    atomic_write_text(out / "tokenizer_config.json", json.dumps(config, indent=1))
+    return [out / "tokenizer.json", out / "tokenizer_config.json"]
+
+
+def import_hf(path) -> BPETokenizer:
+    """A Hugging Face byte-level BPE `tokenizer.json` (GPT-2 style, or one written by `export_hf`)."""
+    path = Path(path)
+    data = _read_json(path)
+    model = data.get("model") if isinstance(data, dict) else None
+    if not isinstance(model, dict) or model.get("type") != "BPE":
+        raise GptkitError(f"{path}: not a BPE tokenizer.json (model.type must be BPE)")
+    pattern = _hf_pattern(data.get("pre_tokenizer"), path)
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
+    vocab = dict(model.get("vocab", {}))
+    for added in data.get("added_tokens", []):
+        vocab.setdefault(added["content"], added["id"])
+    return (
+        _merges_from_vocab(vocab, merges, str(path))
+        if pattern == GPT2_PATTERN
+        else _with_pattern(_merges_from_vocab(vocab, merges, str(path)), pattern)
+    )
+
+
+def _with_pattern(tok: BPETokenizer, pattern: str) -> BPETokenizer:
+    return BPETokenizer(tok.merges, pattern=pattern, specials=tok.specials, byte_ids=tok.byte_ids)
+
+
+def _hf_pattern(pre: dict | None, path: Path) -> str:
+    """The pre-split regex of a byte-level pre-tokenizer: ByteLevel(use_regex) is GPT-2's, or an explicit Split."""
+    steps = pre.get("pretokenizers", []) if pre and pre.get("type") == "Sequence" else [pre] if pre else []
+    for step in steps:
+        if step.get("type") == "Split" and "Regex" in step.get("pattern", {}):
+            return step["pattern"]["Regex"]
+        if step.get("type") == "ByteLevel" and step.get("use_regex", True):
+            if step.get("add_prefix_space"):
+                raise GptkitError(f"{path}: ByteLevel add_prefix_space=true is not supported; it changes the text")
+            return GPT2_PATTERN
+    raise GptkitError(f"{path}: no byte-level pre-tokenizer found; only byte-level BPE tokenizers can be imported")
