@@ -29,6 +29,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_speed.py --preset cpu-baby
+	$(BIN)/python bench/tokenizer_speed.py
 
 clean:
 	rm -rf $(VENV) data/shakespeare runs/demo

@@ -75,8 +75,13 @@ def main() -> None:
                 ours, tok = ours_train_seconds(path, vocab_size)
                 hf = hf_train_seconds(path, vocab_size)
                 result["training"].append(
-                    {"corpus": name, "vocab_size": vocab_size, "ours_s": round(ours, 3), "hf_s": round(hf, 3),
-                     "ratio": round(ours / hf, 2)}
+                    {
+                        "corpus": name,
+                        "vocab_size": vocab_size,
+                        "ours_s": round(ours, 3),
+                        "hf_s": round(hf, 3),
+                        "ratio": round(ours / hf, 2),
+                    }
                 )
 
         tok = train_bpe([small], 16384, pattern=GPT4, specials=["<|endoftext|>"], progress=False)

@@ -1,4 +1,4 @@
-"""The `gptkit` command line: `prepare`, `train`, `sample`.
+"""The `gptkit` command line: `prepare`, `train`, `sample`, and `tokenizer ...` (in `cli_tokenizer.py`).
 
 Parses arguments, calls the library, and turns `GptkitError` into a one-line message and exit code 2 (any
 other exception: exit 1, with the traceback only under `--debug`). Heavy modules are imported inside each
@@ -9,6 +9,7 @@ import argparse
 import sys
 import warnings
 
+from gptkit.cli_tokenizer import add_tokenizer_commands
 from gptkit.errors import GptkitError
 
 
@@ -96,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="text files, folders or a bundled dataset -> token files for training")
     p.add_argument("paths", nargs="+", metavar="PATH", help="text files, folders, or a bundled name (shakespeare)")
-    p.add_argument("--tokenizer", default="char", help="'char' (build from the text) or a saved tokenizer to reuse")
+    p.add_argument(
+        "--tokenizer", default="char", help="'char' (build from the text) or a tokenizer JSON (BPE or char) to use"
+    )
     p.add_argument("--out", required=True, help="output folder for train.bin, val.bin, meta.json, tokenizer.json")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of the text held out (default 0.1)")
     p.add_argument("--unknown-char", default=None, help="char tokenizer: map unseen characters to this one")
@@ -134,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="last", choices=["last", "best"], help="latest or best-by-val weights")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N, mps")
     p.set_defaults(func=cmd_sample)
+
+    add_tokenizer_commands(sub)
     return parser
 
 

@@ -43,6 +43,8 @@ class Run:
                     f"--prompt: character {err.char!r} (U+{ord(err.char):04X}) is not in the vocabulary of "
                     f"{self.run_dir}; remove it from the prompt"
                 ) from None
+            except GptkitError as err:
+                raise GptkitError(f"--prompt: {err}") from None
         else:  # nothing to condition on: start from a newline, as nanoGPT does, or token 0 if there is none
             try:
                 ids = self.tokenizer.encode("\n")
@@ -62,7 +64,7 @@ class Run:
         prompt: str,
         max_new_tokens: int = 200,
         *,
-        temperature: float = 1.0,
+        temperature: float = 0.8,
         top_k: int | None = None,
         top_p: float | None = None,
         seed: int | None = None,
@@ -92,10 +94,12 @@ class Run:
         """The continuation of `prompt` (without the prompt itself), as one string. See `stream` for options."""
         return "".join(self.stream(prompt, max_new_tokens, **sampling))
 
-    def generate_ids(self, idx: torch.Tensor, max_new_tokens: int, **sampling) -> torch.Tensor:
-        """For your own tokenizer: (B, T) prompt ids -> (B, max_new_tokens) new ids."""
+    def generate_ids(
+        self, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 0.8, **sampling
+    ) -> torch.Tensor:
+        """For your own tokenizer: (B, T) prompt ids -> (B, max_new_tokens) new ids (same options as `stream`)."""
         idx = idx.to(self.device)
-        new = list(generate_tokens(self.model, idx, max_new_tokens, **sampling))
+        new = list(generate_tokens(self.model, idx, max_new_tokens, temperature=temperature, **sampling))
         return torch.cat(new, dim=1) if new else idx.new_zeros((idx.size(0), 0))
 
 

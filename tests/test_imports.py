@@ -11,7 +11,7 @@ LAYERS = [
     {"tokenizer", "model"},
     {"data", "checkpoint", "generate"},
     {"train", "run"},
-    {"cli", "__init__", "__main__"},
+    {"cli", "cli_tokenizer", "__init__", "__main__"},
 ]
 
 

@@ -1,8 +1,9 @@
 """`gptkit prepare`: text files, folders or a bundled dataset name -> token files a trainer can memmap.
 
 Writes `train.bin` and `val.bin` (uint16, or uint32 when the vocabulary needs it), `tokenizer.json`, and
-`meta.json` (last, so a folder with `meta.json` is complete). The split is by characters of the
-concatenated text, the first (1 - val_fraction) for training, as nanoGPT does. Inputs are read whole here;
+`meta.json` (last, so a folder with `meta.json` is complete). Each file is a document; `<|endoftext|>` goes
+between documents when the tokenizer has it. The split is by characters of all documents together, the
+first (1 - val_fraction) for training, as nanoGPT does. Inputs are read whole here;
 it does not stream corpora larger than memory. Entry point: `prepare(paths, out_dir, ...)`.
 """
 
@@ -19,6 +20,7 @@ from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
 from gptkit.tokenizer.char import CharTokenizer
 
 META_FILE = "meta.json"
+EOT = "<|endoftext|>"  # put between documents when the tokenizer has it
 FORMAT_VERSION = 1
 BUNDLED = {"shakespeare": Path(__file__).parent / "tinyshakespeare.txt"}
 
@@ -76,6 +78,13 @@ def read_text(path: Path) -> SourceText:
     return SourceText(path, text, len(raw), hashlib.sha256(raw).hexdigest())
 
 
+def _encode_document(tok, text: str, path: Path) -> list[int]:
+    try:
+        return tok.encode(text) if text else []
+    except GptkitError as err:
+        raise GptkitError(f"{path}: {err}") from None
+
+
 def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= 2**16 else np.dtype(np.uint32)
 
@@ -106,13 +115,26 @@ def prepare(
     if not 0.0 <= val_fraction < 1.0:
         raise GptkitError(f"--val-fraction {val_fraction}: must be in [0, 1), e.g. 0.1")
     sources = [read_text(p) for p in resolve_inputs(paths)]
-    # Separate documents by a newline so the last line of one file does not run into the next.
-    text = "".join(s.text if s.text.endswith("\n") or s is sources[-1] else s.text + "\n" for s in sources)
-    tok = CharTokenizer.from_text(text, unknown=unknown_char) if tokenizer == "char" else load_tokenizer(tokenizer)
+    tok = load_tokenizer(tokenizer) if tokenizer != "char" else None
+    eot = getattr(tok, "specials", {}).get(EOT)
+    texts = [s.text for s in sources]
+    if eot is None:  # no separator token: a newline keeps one file's last line from running into the next
+        texts = [t if t.endswith("\n") or i == len(texts) - 1 else t + "\n" for i, t in enumerate(texts)]
+    if tok is None:
+        tok = CharTokenizer.from_text("".join(texts), unknown=unknown_char)
 
-    split_at = int(len(text) * (1.0 - val_fraction))
-    train_ids = tok.encode(text[:split_at])
-    val_ids = tok.encode(text[split_at:])
+    total = sum(len(t) for t in texts)
+    split_at = int(total * (1.0 - val_fraction))
+    train_ids: list[int] = []
+    val_ids: list[int] = []
+    offset = 0
+    for index, (source, text) in enumerate(zip(sources, texts)):
+        cut = min(max(split_at - offset, 0), len(text))
+        train_ids.extend(_encode_document(tok, text[:cut], source.path))
+        val_ids.extend(_encode_document(tok, text[cut:], source.path))
+        offset += len(text)
+        if eot is not None and index < len(texts) - 1:
+            (train_ids if offset <= split_at else val_ids).append(eot)
     dtype = token_dtype(tok.vocab_size)
 
     out = Path(out_dir)
@@ -128,7 +150,7 @@ def prepare(
         "train_tokens": len(train_ids),
         "val_tokens": len(val_ids),
         "val_fraction": val_fraction,
-        "characters": len(text),
+        "characters": total,
         "sources": [{"path": str(s.path), "bytes": s.num_bytes, "sha256": s.sha256} for s in sources],
     }
     atomic_write_text(out / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False))

@@ -1,6 +1,6 @@
 """Byte-level BPE tokenizer: encode text to ids by pre-splitting and applying merges by rank, and back.
 
-Ids 0..255 stand for single bytes (in any order: GPT-2's files permute them), merge i makes id 256 + i,
+Ids 0..255 stand for single bytes (in GPT-2's order for trained ones; any order is allowed), merge i makes id 256 + i,
 and special tokens such as `<|endoftext|>` get the ids after that. Encoding pre-splits with the regex
 pattern, then in each chunk repeatedly merges the adjacent pair with the lowest merge rank (a cache keeps
 each distinct chunk's ids). Special tokens follow tiktoken's rules: their text in user data is an error
@@ -60,10 +60,6 @@ class BPETokenizer:
         unique = len(set(self.token_bytes)) == len(self.token_bytes)
         self.backend = "tiktoken" if unique and _tiktoken_available() else "python"
 
-    @classmethod
-    def from_merges(cls, merges, *, pattern: str, specials: dict[str, int] | None = None) -> "BPETokenizer":
-        return cls(merges, pattern=pattern, specials=specials)
-
     @property
     def vocab_size(self) -> int:
         return max([len(self.token_bytes) - 1, *self.specials.values()]) + 1
@@ -88,8 +84,8 @@ class BPETokenizer:
             at = text.find(special)
             if at >= 0:
                 raise GptkitError(
-                    f"the text contains the special token {special!r} at character {at}; pass "
-                    "allowed_special to encode it as one, or disallowed_special=() to encode it as plain text"
+                    f"the text contains the special token {special!r} at character {at}; allow it (allowed_special, "
+                    "--allow-special) to encode it as one, or pass disallowed_special=() to encode it as plain text"
                 )
         if not allowed:
             return self.encode_ordinary(text)
@@ -215,6 +211,16 @@ class BPETokenizer:
     def save(self, path) -> None:
         """Write the tokenizer as JSON (merges as id pairs), atomically."""
         atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))
+
+
+def gpt2_byte_ids() -> list[int]:
+    """GPT-2's ids for the 256 bytes: printable ones first (ascending), then the rest (ascending)."""
+    order = [b for b in range(256) if chr(b).isprintable() and b != ord(" ")]
+    order += [b for b in range(256) if b not in order]
+    ids = [0] * 256
+    for token_id, byte in enumerate(order):
+        ids[byte] = token_id
+    return ids
 
 
 def _tiktoken_available() -> bool:

@@ -10,6 +10,7 @@ merges, earlier-made tokens after that, so training is deterministic. Entry poin
 """
 
 import heapq
+import warnings
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from gptkit.errors import GptkitError
-from gptkit.tokenizer.bpe import BPETokenizer
+from gptkit.tokenizer.bpe import BPETokenizer, gpt2_byte_ids
 from gptkit.tokenizer.patterns import iter_chunks, iter_file_blocks, resolve_pattern
 
 
@@ -36,7 +37,7 @@ def learn_merges(chunk_counts: dict[bytes, int], num_merges: int, progress: bool
 
     Args:
         chunk_counts: frequency of each distinct chunk.
-        num_merges: how many merges to learn (fewer if no pair occurs twice... or at all).
+        num_merges: how many merges to learn (fewer when every chunk has become a single token).
     """
     words = [list(chunk) for chunk in chunk_counts]  # byte values are the first 256 token ids
     freqs = list(chunk_counts.values())
@@ -128,6 +129,17 @@ def train_bpe(
         chunk_counts = count_chunks((iter_file_blocks(f) for f in files), regex_pattern, specials, bar)
     if not chunk_counts:
         raise GptkitError("tokenizer train: the corpus has no text outside special tokens; pass real text")
-    merges = learn_merges(chunk_counts, vocab_size - 256 - len(specials), progress)
+    wanted = vocab_size - 256 - len(specials)
+    merges = learn_merges(chunk_counts, wanted, progress)
+    if len(merges) < wanted:
+        warnings.warn(
+            f"the corpus has only {len(merges)} distinct pairs left to merge, so the vocabulary has "
+            f"{256 + len(merges) + len(specials)} tokens instead of {vocab_size}; train on more text",
+            stacklevel=2,
+        )
     special_ids = {s: 256 + len(merges) + i for i, s in enumerate(specials)}
-    return BPETokenizer.from_merges(merges, pattern=regex_pattern, specials=special_ids)
+    # Learning used byte values as the first 256 ids; renumber them in GPT-2's byte order so that the GPT-2
+    # file format (and tiktoken's loader for it) holds our ids unchanged.
+    byte_ids = gpt2_byte_ids()
+    renumbered = [tuple(byte_ids[i] if i < 256 else i for i in pair) for pair in merges]
+    return BPETokenizer(renumbered, pattern=regex_pattern, specials=special_ids, byte_ids=byte_ids)

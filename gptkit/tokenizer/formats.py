@@ -1,7 +1,7 @@
 """Reading and writing other tokenizer formats: GPT-2's files, tiktoken's ranks, Hugging Face tokenizer.json.
 
 - GPT-2: `encoder.json` (token text -> id, bytes shown through GPT-2's byte-to-unicode table) and
-  `vocab.bpe` (one merge per line, in order).
+  `vocab.bpe` (one merge per line, in order); other special tokens in `special_tokens.json`.
 - tiktoken: a `.tiktoken` file (base64 token bytes and rank per line) plus `tiktoken.json` (pattern and
   special tokens, which the ranks file cannot hold); or an in-memory `tiktoken.Encoding`.
 - Hugging Face: `tokenizer.json` with a BPE model, a Split + ByteLevel pre-tokenizer and a ByteLevel decoder,
@@ -62,7 +62,9 @@ def _read_json(path: Path):
         raise GptkitError(f"{path}: not valid JSON ({err})") from None
 
 
-def _merges_from_vocab(vocab: dict[str, int], merge_lines: list[tuple[str, str]], source: str) -> BPETokenizer:
+def _merges_from_vocab(
+    vocab: dict[str, int], merge_lines: list[tuple[str, str]], source: str, pattern: str = GPT2_PATTERN
+) -> BPETokenizer:
     """Build a tokenizer from visible-text vocab + merges, checking that merge i makes id 256 + i."""
     byte_ids = [0] * 256
     seen = set()
@@ -89,11 +91,14 @@ def _merges_from_vocab(vocab: dict[str, int], merge_lines: list[tuple[str, str]]
         merges.append(pair)
     ordinary = 256 + len(merges)
     specials = {text: i for text, i in vocab.items() if i >= ordinary}
-    return BPETokenizer(merges, pattern=GPT2_PATTERN, specials=specials, byte_ids=byte_ids)
+    return BPETokenizer(merges, pattern=pattern, specials=specials, byte_ids=byte_ids)
 
 
-def import_gpt2(encoder_json, vocab_bpe) -> BPETokenizer:
-    """OpenAI's GPT-2 files -> a tokenizer that encodes exactly as GPT-2 (and tiktoken's `gpt2`)."""
+def import_gpt2(encoder_json, vocab_bpe, *, pattern: str = GPT2_PATTERN) -> BPETokenizer:
+    """OpenAI's GPT-2 files -> a tokenizer that encodes exactly as GPT-2 (and tiktoken's `gpt2`).
+
+    The files hold no pre-split pattern; GPT-2's is assumed unless `pattern` says otherwise.
+    """
     vocab = _read_json(encoder_json)
     try:
         lines = Path(vocab_bpe).read_text(encoding="utf-8").splitlines()
@@ -107,18 +112,30 @@ def import_gpt2(encoder_json, vocab_bpe) -> BPETokenizer:
         if len(parts) != 2:
             raise GptkitError(f"{vocab_bpe}:{number}: expected two tokens separated by a space, got {line!r}")
         merge_lines.append((parts[0], parts[1]))
-    return _merges_from_vocab(vocab, merge_lines, str(encoder_json))
+    extra = Path(encoder_json).with_name("special_tokens.json")  # written by `export_gpt2`
+    if extra.exists():
+        vocab.update(_read_json(extra))
+    return _merges_from_vocab(vocab, merge_lines, str(encoder_json), pattern)
+
+
+GPT2_SPECIALS = ("<|endoftext|>", "<|startoftext|>")  # the special tokens GPT-2's encoder.json may hold
 
 
 def export_gpt2(tok: BPETokenizer, out_dir) -> list[Path]:
-    """Write `encoder.json` and `vocab.bpe` (GPT-2's formats). The pattern is not part of these files."""
+    """Write `encoder.json` and `vocab.bpe` (GPT-2's formats), plus `special_tokens.json` for special tokens
+    other than GPT-2's own (tiktoken's loader refuses them inside encoder.json). The files hold no pattern."""
     out = Path(out_dir)
     vocab = {to_visible(data): i for i, data in enumerate(tok.token_bytes)}
-    vocab.update(tok.specials)
+    vocab.update({s: i for s, i in tok.specials.items() if s in GPT2_SPECIALS})
     merges = [f"{to_visible(tok.token_bytes[a])} {to_visible(tok.token_bytes[b])}" for a, b in tok.merges]
     atomic_write_text(out / "encoder.json", json.dumps(vocab, ensure_ascii=False))
     atomic_write_text(out / "vocab.bpe", "#version: 0.2\n" + "\n".join(merges) + "\n")
-    return [out / "encoder.json", out / "vocab.bpe"]
+    written = [out / "encoder.json", out / "vocab.bpe"]
+    others = {s: i for s, i in tok.specials.items() if s not in GPT2_SPECIALS}
+    if others:
+        atomic_write_text(out / "special_tokens.json", json.dumps(others, ensure_ascii=False))
+        written.append(out / "special_tokens.json")
+    return written
 
 
 def export_tiktoken(tok: BPETokenizer, out_dir) -> list[Path]:

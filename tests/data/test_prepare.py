@@ -1,5 +1,6 @@
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,3 +86,39 @@ def test_missing_path_and_bad_fraction(tmp_path):
         prepare([str(tmp_path / "nope.txt")], tmp_path / "d")
     with pytest.raises(GptkitError, match="--val-fraction"):
         prepare(["shakespeare"], tmp_path / "d", val_fraction=1.0)
+
+
+GPT2_FILES = Path(__file__).parent.parent / "fixtures" / "gpt2"
+
+
+@pytest.fixture(scope="module")
+def gpt2_json(tmp_path_factory):
+    from gptkit.tokenizer.formats import import_gpt2
+
+    path = tmp_path_factory.mktemp("tok") / "gpt2.json"
+    import_gpt2(GPT2_FILES / "encoder.json", GPT2_FILES / "vocab.bpe").save(path)
+    return path
+
+
+def test_gpt2_bpe_on_shakespeare_splits_like_nanogpt(tmp_path, gpt2_json):
+    meta = prepare(["shakespeare"], tmp_path / "d", tokenizer=str(gpt2_json))
+    # nanoGPT's data/shakespeare/prepare.py: "train has 301,966 tokens, val has 36,059 tokens".
+    assert (meta["train_tokens"], meta["val_tokens"], meta["vocab_size"]) == (301_966, 36_059, 50257)
+    assert meta["dtype"] == "uint16"
+
+
+def test_documents_are_separated_by_endoftext(tmp_path, gpt2_json):
+    (tmp_path / "a.txt").write_text("First document.")
+    (tmp_path / "b.txt").write_text("Second one.")
+    prepare(
+        [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")], tmp_path / "d", tokenizer=str(gpt2_json), val_fraction=0.0
+    )
+    ids = read_split(tmp_path / "d", "train").tolist()
+    assert ids.count(50256) == 1
+    assert load_tokenizer(tmp_path / "d").decode(ids) == "First document.<|endoftext|>Second one."
+
+
+def test_special_token_text_inside_a_document_names_the_file(tmp_path, gpt2_json):
+    (tmp_path / "odd.txt").write_text("text with <|endoftext|> inside")
+    with pytest.raises(GptkitError, match="odd.txt: the text contains the special token"):
+        prepare([str(tmp_path / "odd.txt")], tmp_path / "d", tokenizer=str(gpt2_json))
