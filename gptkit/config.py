@@ -26,6 +26,11 @@ def _doc(default, text: str):
     return field(default=default, metadata={"doc": text})
 
 
+POS_CHOICES = ("learned", "rope", "none")
+NORM_CHOICES = ("layernorm", "rmsnorm")
+MLP_CHOICES = ("gelu", "swiglu", "relu2")
+
+
 @dataclass
 class GPTConfig:
     """The network's shape. Defaults are nanoGPT's CPU recipe (also the `cpu-baby` preset)."""
@@ -37,6 +42,15 @@ class GPTConfig:
     n_embd: int = _doc(128, "embedding width; must be divisible by n_head")
     dropout: float = _doc(0.0, "dropout probability (embeddings, attention, residual branches)")
     bias: bool = _doc(True, "biases in Linear layers and LayerNorms, as in GPT-2")
+    pos: str = _doc("learned", "position information: learned (GPT-2), rope (rotary, Llama) or none")
+    norm: str = _doc("layernorm", "layernorm (GPT-2) or rmsnorm (Llama)")
+    mlp: str = _doc("gelu", "feed-forward: gelu (GPT-2), swiglu (Llama) or relu2")
+    mlp_hidden: int = _doc(0, "feed-forward width; 0 = 4*n_embd (swiglu: 8/3*n_embd rounded up to 64)")
+    qk_norm: bool = _doc(False, "normalise queries and keys per head before attention")
+    tie_embeddings: bool = _doc(True, "share the token embedding with the output layer")
+    n_kv_head: int = _doc(0, "key/value heads for grouped-query attention; 0 = n_head")
+    rope_theta: float = _doc(10000.0, "RoPE base frequency")
+    norm_eps: float = _doc(1e-5, "epsilon of the norms")
 
     def validate(self) -> None:
         for name in ("block_size", "n_layer", "n_head", "n_embd"):
@@ -50,6 +64,16 @@ class GPTConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise GptkitError(f"`model.dropout` must be in [0, 1), got {self.dropout}")
+        for name, choices in (("pos", POS_CHOICES), ("norm", NORM_CHOICES), ("mlp", MLP_CHOICES)):
+            if getattr(self, name) not in choices:
+                raise GptkitError(f"`model.{name}`={getattr(self, name)!r} is not one of {', '.join(choices)}")
+        kv = self.n_kv_head or self.n_head
+        if kv < 0 or self.n_head % kv:
+            raise GptkitError(f"`model.n_head`={self.n_head} must be a multiple of `model.n_kv_head`={kv}")
+        if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
+            raise GptkitError(f"`model.pos`=rope needs an even head size; n_embd/n_head = {self.n_embd // self.n_head}")
+        if self.rope_theta <= 0 or self.norm_eps <= 0 or self.mlp_hidden < 0:
+            raise GptkitError("`model.rope_theta` and `model.norm_eps` must be > 0 and `model.mlp_hidden` >= 0")
 
 
 @dataclass

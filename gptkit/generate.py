@@ -1,9 +1,11 @@
-"""Sampling from a model: logits filtering (temperature, top-k, top-p) and a generator of new token ids.
+"""Sampling from a model: logits processing and a generator of new token ids, with a KV cache.
 
-One place for generation, used by `gptkit sample`, `Run.generate`/`Run.stream` and `Run.generate_ids`.
-Temperature 0 means greedy. When the context grows past `block_size`, the model sees the last `block_size`
-tokens (a sliding window, recomputed each step; there is no KV cache yet). Works on ids only; text is the
-caller's business (see `gptkit.run`).
+The one place for generation, used by `gptkit sample`, `gptkit chat`, `Run.generate`/`stream` and
+`Run.generate_ids`. Temperature 0 means greedy; top-k, top-p and a repetition penalty filter the logits.
+Prompts of different lengths are left-padded and carry a mask, so a batch gives each row what it would
+get alone. Context-full policy: the model never sees more than `block_size` tokens; when the window is
+full it slides by half a block and the cache is recomputed from the kept tokens (without a cache, each step
+sees the last `block_size` tokens). Works on ids only; text is the caller's business (see `gptkit.run`).
 """
 
 from collections.abc import Iterator
@@ -11,9 +13,12 @@ from collections.abc import Iterator
 import torch
 
 from gptkit.errors import GptkitError
+from gptkit.model import KVCache
 
 
-def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None, max_new_tokens: int) -> None:
+def check_sampling_args(
+    temperature: float, top_k: int | None, top_p: float | None, max_new_tokens: int, repetition_penalty: float = 1.0
+) -> None:
     if temperature < 0:
         raise GptkitError(f"--temperature {temperature}: must be >= 0 (0 = greedy)")
     if top_k is not None and top_k < 1:
@@ -22,6 +27,8 @@ def check_sampling_args(temperature: float, top_k: int | None, top_p: float | No
         raise GptkitError(f"--top-p {top_p}: must be in (0, 1]")
     if max_new_tokens < 0:
         raise GptkitError(f"--max-new-tokens {max_new_tokens}: must be >= 0")
+    if repetition_penalty <= 0:
+        raise GptkitError(f"--repetition-penalty {repetition_penalty}: must be > 0 (1 = off)")
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -41,6 +48,14 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, t
     return logits
 
 
+def penalize_repeats(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    """CTRL's repetition penalty (Keskar et al. 2019): logits of tokens already in `seen` (B, S) are divided by
+    `penalty` when positive and multiplied when negative. logits: (B, V)."""
+    scores = logits.gather(1, seen)  # (B, S)
+    scores = torch.where(scores > 0, scores / penalty, scores * penalty)
+    return logits.scatter(1, seen, scores)
+
+
 def sample_next(
     logits: torch.Tensor,
     temperature: float = 1.0,
@@ -55,6 +70,52 @@ def sample_next(
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
 
+def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Position of each token in its own row, counting only real (unpadded) tokens. mask: (B, T) -> (B, T)."""
+    return (mask.long().cumsum(dim=1) - 1).clamp(min=0)
+
+
+class _Window:
+    """The tokens a generation has so far (prompt + new, with padding mask), and the model state over them."""
+
+    def __init__(self, model, idx: torch.Tensor, mask: torch.Tensor, use_cache: bool):
+        self.model, self.idx, self.mask, self.use_cache = model, idx, mask, use_cache
+        self.block_size = model.config.block_size
+        self.cache = None
+
+    def logits_for_next(self) -> torch.Tensor:
+        """(B, V) logits for the token after the current ones."""
+        if not self.use_cache:
+            idx, mask = self.idx[:, -self.block_size :], self.mask[:, -self.block_size :]
+            return self.model(idx, positions=positions_from_mask(mask), key_mask=mask, last_only=True)[0][:, -1]
+        if self.cache is None or self.cache.length >= self.block_size:
+            return self._prefill()
+        new = self.idx[:, self.cache.length + self.offset :]  # the tokens not yet in the cache (one)
+        positions = positions_from_mask(self.mask[:, self.offset :])[:, -new.size(1) :]
+        logits, _ = self.model(
+            new, cache=self.cache, positions=positions, key_mask=self.mask[:, self.offset :], last_only=True
+        )
+        return logits[:, -1]
+
+    def _prefill(self) -> torch.Tensor:
+        """(Re)build the cache from the last tokens: all of them, or half a block once the window is full."""
+        keep = min(self.idx.size(1), self.block_size if self.cache is None else max(1, self.block_size // 2))
+        self.offset = self.idx.size(1) - keep  # tokens before this index are out of the window
+        if self.cache is None:
+            param = next(self.model.parameters())
+            self.cache = KVCache(self.model.config, self.idx.size(0), self.block_size, param.device, param.dtype)
+        self.cache.reset()
+        idx, mask = self.idx[:, self.offset :], self.mask[:, self.offset :]
+        logits, _ = self.model(
+            idx, cache=self.cache, positions=positions_from_mask(mask), key_mask=mask, last_only=True
+        )
+        return logits[:, -1]
+
+    def append(self, next_id: torch.Tensor) -> None:
+        self.idx = torch.cat([self.idx, next_id], dim=1)
+        self.mask = torch.cat([self.mask, torch.ones_like(next_id, dtype=torch.bool)], dim=1)
+
+
 @torch.no_grad()
 def generate_tokens(
     model: torch.nn.Module,
@@ -64,26 +125,35 @@ def generate_tokens(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
+    repetition_penalty: float = 1.0,
     seed: int | None = None,
+    attention_mask: torch.Tensor | None = None,
+    use_cache: bool = True,
 ) -> Iterator[torch.Tensor]:
     """Yield the next token ids, (B, 1) each, `max_new_tokens` times.
 
     Args:
         model: a GPT (put in eval mode here).
-        idx: (B, T) prompt ids on the model's device, T >= 1.
+        idx: (B, T) prompt ids on the model's device, T >= 1; left-padded when prompts differ in length.
+        attention_mask: (B, T) bool, False at padding; None = no padding.
         seed: seeds a private generator, so the same seed gives the same text without touching global RNG.
+        use_cache: keep keys/values of past tokens (fast); False recomputes the window at every step.
     """
-    check_sampling_args(temperature, top_k, top_p, max_new_tokens)
+    check_sampling_args(temperature, top_k, top_p, max_new_tokens, repetition_penalty)
     if idx.size(1) == 0:
         raise GptkitError("generate: the prompt is empty; give at least one token")
     model.eval()
-    block_size = model.config.block_size
-    generator = None
-    if seed is not None:
-        generator = torch.Generator(device=idx.device).manual_seed(seed)
+    mask = torch.ones_like(idx, dtype=torch.bool) if attention_mask is None else attention_mask.to(torch.bool)
+    if not bool(mask[:, -1].all()):
+        raise GptkitError("generate: pad prompts on the left; the last position of every row must be a real token")
+    generator = torch.Generator(device=idx.device).manual_seed(seed) if seed is not None else None
+    window = _Window(model, idx, mask, use_cache)
     for _ in range(max_new_tokens):
-        context = idx[:, -block_size:]  # (B, <=block_size): a sliding window once the context is full
-        logits, _ = model(context, last_only=True)  # (B, 1, V)
-        next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
-        idx = torch.cat([idx, next_id], dim=1)
+        logits = window.logits_for_next()  # (B, V)
+        if repetition_penalty != 1.0:
+            first_real = window.idx.gather(1, window.mask.long().argmax(1, keepdim=True))  # pads count as it
+            seen = torch.where(window.mask, window.idx, first_real)
+            logits = penalize_repeats(logits, seen, repetition_penalty)
+        next_id = sample_next(logits, temperature, top_k, top_p, generator)  # (B, 1)
+        window.append(next_id)
         yield next_id

@@ -1,9 +1,10 @@
-"""The GPT network: a GPT-2-style decoder-only transformer, in one file that reads top to bottom.
+"""The GPT network: one decoder-only transformer, GPT-2 by default, Llama-style by options, in one file.
 
-LayerNorm -> causal self-attention (PyTorch's scaled_dot_product_attention) -> GELU MLP -> Block -> GPT.
-Parameter names follow GPT-2's (`transformer.wte`, `h.{i}.attn.c_attn`, `ln_f`, `lm_head`) so Hugging Face
-export is a key-for-key copy. The model knows nothing of tokenizers, files or training; it maps token ids
-(B, T) to logits (B, T, vocab) and, given targets, the mean cross-entropy loss.
+Norm (LayerNorm | RMSNorm) -> rotary embedding -> causal self-attention (SDPA, grouped-query, optional
+QK-norm, KV cache) -> MLP (GELU | SwiGLU | ReLU^2) -> Block -> GPT. Variants are chosen in `__init__`
+through explicit dicts, so `forward` stays branch-light. Parameter names follow GPT-2's
+(`transformer.wte`, `h.{i}.attn.c_attn`, `ln_f`, `lm_head`) so Hugging Face export is a key-for-key copy.
+The model knows nothing of tokenizers, files or training: ids (B, T) -> logits (B, T, vocab) [+ loss].
 """
 
 import math
@@ -18,86 +19,205 @@ from gptkit.config import GPTConfig
 class LayerNorm(nn.Module):
     """LayerNorm with an optional bias (PyTorch's own always has one when affine)."""
 
-    def __init__(self, ndim: int, bias: bool):
+    def __init__(self, ndim: int, bias: bool = True, eps: float = 1e-5):
         super().__init__()
+        self.eps = eps
         self.weight = nn.Parameter(torch.ones(ndim))
         self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
+
+
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x^2) + eps) * weight (Zhang & Sennrich 2019): LayerNorm without centring or bias."""
+
+    def __init__(self, ndim: int, bias: bool = False, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(ndim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()  # the mean of squares in float32, also under autocast
+        return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+
+
+NORMS = {"layernorm": LayerNorm, "rmsnorm": RMSNorm}
+
+
+def rope_tables(head_size: int, length: int, theta: float, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of position * frequency, each (length, head_size // 2) (RoFormer, Su et al. 2021)."""
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_size, 2, device=device, dtype=torch.float32) / head_size)
+    angles = torch.outer(torch.arange(length, device=device, dtype=torch.float32), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x[i], x[i + hs/2]) by each position's angles: the "rotate half" layout of GPT-NeoX and
+    Hugging Face Llama. x: (B, nh, T, hs); cos, sin: (B or 1, 1, T, hs/2)."""
+    half = x.size(-1) // 2
+    x1, x2 = x[..., :half].float(), x[..., half:].float()
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).type_as(x)
+
+
+class KVCache:
+    """Keys and values of past positions, preallocated for `max_len` tokens in every layer.
+
+    `length` counts the positions written so far (the same for every row of the batch); each layer writes
+    its new keys/values at [length, length + T) and attends over [0, length + T); `advance` moves on.
+    """
+
+    def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device, dtype=torch.float32):
+        kv_heads = config.n_kv_head or config.n_head
+        shape = (batch_size, kv_heads, max_len, config.n_embd // config.n_head)
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.max_len = max_len
+        self.length = 0
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (B, nkv, T, hs) after the cached ones; return all keys/values so far (B, nkv, L+T, hs)."""
+        end = self.length + k.size(2)
+        if end > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} positions; {end} needed")
+        self.keys[layer][:, :, self.length : end] = k
+        self.values[layer][:, :, self.length : end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def advance(self, steps: int) -> None:
+        self.length += steps
+
+    def reset(self) -> None:
+        self.length = 0
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention where each position sees itself and the positions before it."""
+    """Multi-head self-attention; each position sees itself and earlier ones (unless `causal=False`).
 
-    def __init__(self, config: GPTConfig):
+    Grouped-query attention (Ainslie et al. 2023) when `n_kv_head < n_head`: heads share key/value heads.
+    """
+
+    def __init__(self, config: GPTConfig, layer: int):
         super().__init__()
+        self.layer = layer
         self.n_head = config.n_head
-        self.n_embd = config.n_embd
+        self.n_kv_head = config.n_kv_head or config.n_head
+        self.head_size = config.n_embd // config.n_head
         self.dropout = config.dropout
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v in one matmul
+        qkv = (self.n_head + 2 * self.n_kv_head) * self.head_size
+        self.c_attn = nn.Linear(config.n_embd, qkv, bias=config.bias)  # q, k, v in one matmul
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
+        norm = NORMS[config.norm]
+        self.q_norm = norm(self.head_size, eps=config.norm_eps) if config.qk_norm else nn.Identity()
+        self.k_norm = norm(self.head_size, eps=config.norm_eps) if config.qk_norm else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope, cache: KVCache | None, mask: torch.Tensor | None) -> torch.Tensor:
         B, T, C = x.shape
-        nh, hs = self.n_head, C // self.n_head
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 x (B, T, C)
-        q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        nh, nkv, hs = self.n_head, self.n_kv_head, self.head_size
+        q, k, v = self.c_attn(x).split([nh * hs, nkv * hs, nkv * hs], dim=2)
+        q = self.q_norm(q.view(B, T, nh, hs)).transpose(1, 2)  # (B, nh, T, hs)
+        k = self.k_norm(k.view(B, T, nkv, hs)).transpose(1, 2)  # (B, nkv, T, hs)
+        v = v.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:
+            k, v = cache.update(self.layer, k, v)  # (B, nkv, L+T, hs)
+        if nkv != nh:
+            k = k.repeat_interleave(nh // nkv, dim=1)  # (B, nh, L+T, hs)
+            v = v.repeat_interleave(nh // nkv, dim=1)
         dropout = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)  # (B, nh, T, hs)
+        if mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)  # (B, nh, T, hs)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
         return self.resid_dropout(self.c_proj(y))
 
 
+def mlp_hidden_size(config: GPTConfig) -> int:
+    """4x the width, or for SwiGLU 2/3 of that rounded up to a multiple of 64 (Llama's choice: same params)."""
+    if config.mlp_hidden:
+        return config.mlp_hidden
+    if config.mlp == "swiglu":
+        return 64 * math.ceil(8 * config.n_embd / 3 / 64)
+    return 4 * config.n_embd
+
+
 class MLP(nn.Module):
-    """Position-wise feed-forward: widen 4x, GELU (tanh approximation, as GPT-2), project back."""
+    """Position-wise feed-forward: GELU (tanh, as GPT-2) or ReLU^2 (Primer, So et al. 2021) between two maps."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        hidden = mlp_hidden_size(config)
+        self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
+        self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+        self.activation = {"gelu": lambda h: F.gelu(h, approximate="tanh"), "relu2": lambda h: F.relu(h).square()}[
+            config.mlp
+        ]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.activation(self.c_fc(x))))
+
+
+class SwiGLU(nn.Module):
+    """(silu(x W_gate) * x W_up) W_down (Shazeer 2020, "GLU Variants Improve Transformer"), as in Llama."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        hidden = mlp_hidden_size(config)
+        self.c_gate = nn.Linear(config.n_embd, hidden, bias=config.bias)
+        self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
+        self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+        return self.dropout(self.c_proj(F.silu(self.c_gate(x)) * self.c_fc(x)))
+
+
+MLPS = {"gelu": MLP, "relu2": MLP, "swiglu": SwiGLU}
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, layer: int):
         super().__init__()
-        self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = CausalSelfAttention(config)
-        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = MLP(config)
+        norm = NORMS[config.norm]
+        self.ln_1 = norm(config.n_embd, bias=config.bias, eps=config.norm_eps)
+        self.attn = CausalSelfAttention(config, layer)
+        self.ln_2 = norm(config.n_embd, bias=config.bias, eps=config.norm_eps)
+        self.mlp = MLPS[config.mlp](config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: torch.Tensor, rope, cache: KVCache | None, mask: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), rope, cache, mask)
         return x + self.mlp(self.ln_2(x))
 
 
 class GPT(nn.Module):
-    """Token + learned position embeddings, `n_layer` blocks, final LayerNorm, LM head tied to the embedding."""
+    """Token embedding (+ learned positions or RoPE), `n_layer` blocks, final norm, LM head (tied by default)."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         assert config.vocab_size > 0, "set config.vocab_size (from the tokenizer) before building the model"
         self.config = config
-        self.transformer = nn.ModuleDict(
-            dict(
-                wte=nn.Embedding(config.vocab_size, config.n_embd),
-                wpe=nn.Embedding(config.block_size, config.n_embd),
-                drop=nn.Dropout(config.dropout),
-                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-                ln_f=LayerNorm(config.n_embd, bias=config.bias),
-            )
+        layers = dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
+            ln_f=NORMS[config.norm](config.n_embd, bias=config.bias, eps=config.norm_eps),
         )
+        if config.pos == "learned":
+            layers["wpe"] = nn.Embedding(config.block_size, config.n_embd)
+        self.transformer = nn.ModuleDict(layers)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.transformer.wte.weight  # weight tying (Press & Wolf 2017), as in GPT-2
+        if config.tie_embeddings:
+            self.lm_head.weight = self.transformer.wte.weight  # weight tying (Press & Wolf 2017), as in GPT-2
+        if config.pos == "rope":
+            cos, sin = rope_tables(config.n_embd // config.n_head, config.block_size, config.rope_theta)
+            self.register_buffer("rope_cos", cos, persistent=False)  # (block_size, hs/2)
+            self.register_buffer("rope_sin", sin, persistent=False)
         self.apply(self._init_weights)
         # GPT-2 scales the init of the projections that write into the residual stream by 1/sqrt(2 * n_layer),
         # so the stream's variance does not grow with depth (GPT-2 paper, section 2.3).
@@ -117,29 +237,52 @@ class GPT(nn.Module):
     def num_params(self, non_embedding: bool = True) -> int:
         """Parameter count; by default without the position embedding (the token one is shared with the head)."""
         total = sum(p.numel() for p in self.parameters())
-        if non_embedding:
+        if non_embedding and "wpe" in self.transformer:
             total -= self.transformer.wpe.weight.numel()
         return total
 
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, last_only: bool = False
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        *,
+        cache: KVCache | None = None,
+        positions: torch.Tensor | None = None,
+        key_mask: torch.Tensor | None = None,
+        last_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for each position and, given targets, the mean cross-entropy.
 
         Args:
-            idx: (B, T) token ids, T <= block_size.
+            idx: (B, T) token ids.
             targets: (B, T) next-token ids, or None. Positions with -1 are ignored in the loss.
+            cache: a KVCache; the new tokens follow the `cache.length` cached ones, and are added to it.
+            positions: (B, T) position of each token; default `cache.length + arange(T)` (0-based).
+            key_mask: (B, cache.length + T) bool, False for padding that no position may attend to.
             last_only: compute logits for the last position only, (B, 1, vocab); used when sampling.
         Returns:
             logits (B, T, vocab) float32, and loss (a scalar) or None.
         """
         B, T = idx.shape
-        if T > self.config.block_size:
-            raise ValueError(f"sequence of {T} tokens is longer than block_size={self.config.block_size}")
-        pos = torch.arange(T, device=idx.device)  # (T,)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        past = cache.length if cache is not None else 0
+        if positions is None:
+            if past + T > self.config.block_size:
+                raise ValueError(f"{past + T} positions exceed block_size={self.config.block_size}")
+            positions = torch.arange(past, past + T, device=idx.device).expand(B, T)  # (B, T)
+        x = self.transformer.wte(idx)  # (B, T, C)
+        if "wpe" in self.transformer:
+            x = x + self.transformer.wpe(positions)
+        x = self.transformer.drop(x)
+        rope = None
+        if self.config.pos == "rope":
+            rope = (self.rope_cos[positions][:, None], self.rope_sin[positions][:, None])  # (B, 1, T, hs/2)
+        mask = None  # None: plain causal attention over these T tokens (SDPA's fast path)
+        if past > 0 or key_mask is not None:
+            mask = attention_mask(T, past, key_mask, idx.device)  # (B or 1, 1, T, past + T)
         for block in self.transformer.h:
-            x = block(x)
+            x = block(x, rope, cache, mask)
+        if cache is not None:
+            cache.advance(T)
         x = self.transformer.ln_f(x)
         if last_only:
             x = x[:, -1:, :]  # (B, 1, C)
@@ -153,7 +296,19 @@ class GPT(nn.Module):
         """Training FLOPs per token: 6N for the matmuls with weights plus 12*L*C*T for attention scores.
 
         From the PaLM paper (Chowdhery et al. 2022, appendix B), as nanoGPT's `estimate_mfu` uses it; N counts
-        non-embedding parameters plus the LM head (tied to wte, so counted once).
+        the parameters without the position embedding.
         """
         cfg = self.config
         return 6 * self.num_params() + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
+
+
+def attention_mask(T: int, past: int, key_mask: torch.Tensor | None, device) -> torch.Tensor:
+    """Bool mask (B or 1, 1, T, past + T): query t (at past + t) sees keys up to itself that are not padding."""
+    query = torch.arange(past, past + T, device=device)[:, None]  # (T, 1)
+    key = torch.arange(past + T, device=device)[None, :]  # (1, past + T)
+    mask = (key <= query)[None, None]  # (1, 1, T, past + T)
+    if key_mask is not None:
+        # A padding query would see no key at all and give NaN, which would leak through its value vector even
+        # at zero weight; letting every query see itself keeps padding finite (its output is never used).
+        mask = (mask & key_mask[:, None, None, : past + T]) | (key == query)[None, None]  # (B, 1, T, past + T)
+    return mask
