@@ -1,4 +1,4 @@
-"""The `gptkit` command line: `prepare`, `train`, `sample`, and `tokenizer ...` (in `cli_tokenizer.py`).
+"""The `gptkit` command line: `prepare`, `train`, `sample`, `chat`, `info`, `tokenizer ...` (`cli_tokenizer.py`).
 
 Parses arguments, calls the library, and turns `GptkitError` into a one-line message and exit code 2 (any
 other exception: exit 1, with the traceback only under `--debug`). Heavy modules are imported inside each
@@ -66,6 +66,11 @@ def cmd_train(args) -> None:
     )
 
 
+def unescape(text: str) -> str:
+    """Shell-typed escapes in stop strings: `\\n` -> newline, `\\t` -> tab, `\\\\` -> backslash."""
+    return text.replace("\\\\", "\0").replace("\\n", "\n").replace("\\t", "\t").replace("\0", "\\")
+
+
 def cmd_sample(args) -> None:
     from gptkit.run import load_run
 
@@ -80,7 +85,10 @@ def cmd_sample(args) -> None:
             temperature=args.temperature,
             top_k=args.top_k,
             top_p=args.top_p,
+            repetition_penalty=args.repetition_penalty,
+            stop=[unescape(s) for s in args.stop],
             seed=seed,
+            use_cache=not args.no_cache,
         )
         sys.stdout.write(args.prompt)
         for piece in pieces:
@@ -88,6 +96,24 @@ def cmd_sample(args) -> None:
             sys.stdout.flush()
         sys.stdout.write("\n" if i == args.num_samples - 1 else "\n" + "-" * 40 + "\n")
     sys.stdout.flush()
+
+
+def cmd_chat(args) -> None:
+    from gptkit.chat import ChatSettings, chat
+    from gptkit.generate import check_sampling_args
+    from gptkit.run import load_run
+
+    top_k = args.top_k or None
+    check_sampling_args(args.temperature, top_k, args.top_p, args.max_new_tokens)
+    run = load_run(args.run, weights=args.weights, device=args.device or "auto")
+    settings = ChatSettings(args.temperature, top_k, args.top_p, 1.0, args.max_new_tokens, [], args.seed)
+    chat(run, settings)
+
+
+def cmd_info(args) -> None:
+    from gptkit.info import preset_table, run_summary
+
+    print(run_summary(args.run) if args.run else preset_table(args.vocab_size))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="prepared data folder (from `gptkit prepare`)")
     p.add_argument("--out", help="run directory to write")
     p.add_argument("--config", help="TOML file with [model], [train] and [[data]] settings")
-    p.add_argument("--preset", help="named settings: cpu-baby (default values), shakespeare")
+    p.add_argument(
+        "--preset", help="named settings (see `gptkit info`): cpu-baby (the defaults), llama-tiny, gpt2, ..."
+    )
     p.add_argument(
         "--set",
         action="extend",
@@ -132,11 +160,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; higher = more random")
     p.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens")
     p.add_argument("--top-p", type=float, default=None, help="sample only within this probability mass")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats (default 1 = off)")
+    p.add_argument("--stop", action="append", default=[], help='end the sample at this text, e.g. --stop "\\n\\n"')
     p.add_argument("--seed", type=int, default=None, help="make sampling reproducible")
     p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--no-cache", action="store_true", help="recompute every step instead of using the KV cache")
     p.add_argument("--weights", default="last", choices=["last", "best"], help="latest or best-by-val weights")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N, mps")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("chat", help="talk to a trained run in an interactive console (/help inside)")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=40, help="0 = off")
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens per answer")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--weights", default="last", choices=["last", "best"])
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("info", help="presets with their parameter counts, or what a trained run is")
+    p.add_argument("run", nargs="?", help="a run directory (default: list the presets)")
+    p.add_argument("--vocab-size", type=int, default=None, help="count presets with this vocabulary size")
+    p.set_defaults(func=cmd_info)
 
     add_tokenizer_commands(sub)
     return parser

@@ -2,10 +2,45 @@
 
 Each preset is plain data (section -> key -> value) applied on top of the dataclass defaults. Sources:
 `cpu-baby` is nanoGPT's CPU recipe from its README (4 layers, 4 heads, 128 wide, block 64, batch 12,
-dropout 0, 2000 iters); `shakespeare` is nanoGPT's `config/train_shakespeare_char.py` (meant for a GPU).
+dropout 0, 2000 iters); `shakespeare` is nanoGPT's `config/train_shakespeare_char.py` (meant for a GPU);
+the `gpt2*` shapes are GPT-2's four sizes (Radford et al. 2019) with nanoGPT's `train_gpt2.py` schedule;
+`llama-tiny` is `cpu-baby`'s size with Llama's choices (RoPE, RMSNorm, SwiGLU, no biases, untied head, GQA).
 """
 
+_GPT2_TRAIN = {  # nanoGPT's config/train_gpt2.py: ~0.5M tokens per step on 8 GPUs (here: grad_accum 40)
+    "batch_size": 12,
+    "grad_accum": 40,
+    "max_iters": 600000,
+    "lr": 6e-4,
+    "min_lr": 6e-5,
+    "warmup_iters": 2000,
+    "beta2": 0.95,
+    "weight_decay": 0.1,
+    "eval_interval": 1000,
+    "eval_iters": 200,
+    "log_interval": 10,
+}
+
+
+def _gpt2(n_layer: int, n_head: int, n_embd: int) -> dict:
+    model = {"n_layer": n_layer, "n_head": n_head, "n_embd": n_embd, "block_size": 1024, "dropout": 0.0}
+    return {"model": model, "train": dict(_GPT2_TRAIN)}
+
+
 PRESETS: dict[str, dict[str, dict]] = {
+    "tiny": {
+        "model": {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64, "dropout": 0.0},
+        "train": {
+            "batch_size": 12,
+            "max_iters": 500,
+            "lr": 1e-3,
+            "min_lr": 1e-4,
+            "warmup_iters": 50,
+            "eval_interval": 100,
+            "eval_iters": 20,
+            "log_interval": 50,
+        },
+    },
     "cpu-baby": {
         "model": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "dropout": 0.0},
         "train": {
@@ -35,4 +70,35 @@ PRESETS: dict[str, dict[str, dict]] = {
             "eval_iters": 200,
         },
     },
+    "llama-tiny": {
+        "model": {
+            "n_layer": 4,
+            "n_head": 4,
+            "n_kv_head": 2,
+            "n_embd": 128,
+            "block_size": 64,
+            "dropout": 0.0,
+            "pos": "rope",
+            "norm": "rmsnorm",
+            "mlp": "swiglu",
+            "bias": False,
+            "tie_embeddings": False,
+        },
+        "train": {
+            "batch_size": 12,
+            "max_iters": 2000,
+            "lr": 1e-3,
+            "min_lr": 1e-4,
+            "warmup_iters": 100,
+            "beta2": 0.99,
+            "weight_decay": 0.1,
+            "eval_interval": 250,
+            "eval_iters": 50,
+            "log_interval": 50,
+        },
+    },
+    "gpt2": _gpt2(12, 12, 768),
+    "gpt2-medium": _gpt2(24, 16, 1024),
+    "gpt2-large": _gpt2(36, 20, 1280),
+    "gpt2-xl": _gpt2(48, 25, 1600),
 }

@@ -1,11 +1,10 @@
 """A trained run, loaded for use: `gptkit.load(run_dir)` -> `Run` with `.generate`, `.stream`, `.generate_ids`.
 
 `Run` holds `model` (a GPT in eval mode), `tokenizer` and `config` (the RunConfig it was trained with), and
-turns text prompts into text through `gptkit.generate`. Streaming decodes bytes incrementally, so a character
-split across tokens is emitted whole. It does not train; see `gptkit.train`.
+turns text prompts into text through `gptkit.generate` and `gptkit.streaming` (a character split across
+tokens is emitted whole; stop strings end the text). It does not train; see `gptkit.train`.
 """
 
-import codecs
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from gptkit.errors import GptkitError
 from gptkit.generate import check_sampling_args, generate_tokens
 from gptkit.model import GPT
 from gptkit.runtime import pick_device
+from gptkit.streaming import cut_at_stops, decode_pieces
 from gptkit.tokenizer import load_tokenizer
 from gptkit.tokenizer.char import UnknownCharacterError
 
@@ -67,28 +67,39 @@ class Run:
         temperature: float = 0.8,
         top_k: int | None = None,
         top_p: float | None = None,
+        repetition_penalty: float = 1.0,
+        stop: str | list[str] | None = None,
         seed: int | None = None,
+        use_cache: bool = True,
     ) -> Iterator[str]:
         """Yield the continuation of `prompt` piece by piece as it is generated (valid UTF-8 text only).
 
+        Args:
+            temperature: 0 = greedy; top_k / top_p restrict sampling to the likeliest tokens.
+            repetition_penalty: > 1 discourages tokens already in the context (1 = off).
+            stop: a string (or list) that ends generation; it is not included in the output.
+            seed: makes sampling reproducible.
         Arguments and the prompt are checked here, before the first piece is asked for.
         """
-        check_sampling_args(temperature, top_k, top_p, max_new_tokens)
-        idx = torch.tensor([self.encode_prompt(prompt)], dtype=torch.long, device=self.device)
-        tokens = generate_tokens(
-            self.model, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
+        check_sampling_args(temperature, top_k, top_p, max_new_tokens, repetition_penalty)
+        return self.stream_ids(
+            self.encode_prompt(prompt),
+            max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            repetition_penalty=repetition_penalty,
+            stop=stop,
+            seed=seed,
+            use_cache=use_cache,
         )
-        return self._decode_stream(tokens)
 
-    def _decode_stream(self, tokens: Iterator[torch.Tensor]) -> Iterator[str]:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        for next_id in tokens:
-            piece = decoder.decode(self.tokenizer.decode_bytes([int(next_id[0, 0])]))
-            if piece:
-                yield piece
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            yield tail
+    def stream_ids(self, ids: list[int], max_new_tokens: int, *, stop=None, **sampling) -> Iterator[str]:
+        """Like `stream`, from prompt ids already encoded (at most block_size of them)."""
+        idx = torch.tensor([ids], dtype=torch.long, device=self.device)
+        tokens = generate_tokens(self.model, idx, max_new_tokens, **sampling)
+        pieces = decode_pieces(self.tokenizer, (int(t[0, 0]) for t in tokens))
+        return cut_at_stops(pieces, [stop] if isinstance(stop, str) else list(stop or []))
 
     def generate(self, prompt: str, max_new_tokens: int = 200, **sampling) -> str:
         """The continuation of `prompt` (without the prompt itself), as one string. See `stream` for options."""

@@ -80,3 +80,21 @@ def test_bad_input_gives_a_one_line_error(bad_inputs, case, expected, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and expected in err
     assert err.count("\n") == 1, err
+
+
+def test_sample_stop_and_repetition_penalty(trained_run, capsys):
+    args = ["sample", str(trained_run), "--prompt", "A", "--max-new-tokens", "200", "--seed", "3", "--temperature", "1"]
+    assert main(args) == 0
+    free = capsys.readouterr().out
+    stop = free[1:][5:7]  # two characters the unstopped sample produces after its first five
+    assert main([*args, "--stop", stop]) == 0
+    stopped = capsys.readouterr().out
+    assert stopped.rstrip("\n") == free[: free.index(stop, 1)] and stop not in stopped[1:]
+    assert main([*args, "--repetition-penalty", "1.5"]) == 0
+    assert capsys.readouterr().out != free
+
+
+def test_info_lists_presets_with_gpt2_sizes(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "gpt2 " in out and "124.44M" in out and "1557.61M" in out and "llama-tiny" in out

@@ -9,8 +9,9 @@ PACKAGE = Path(gptkit.__file__).parent
 LAYERS = [
     {"errors", "atomic", "config", "presets", "runtime"},
     {"tokenizer", "model"},
-    {"data", "checkpoint", "generate"},
+    {"data", "checkpoint", "generate", "streaming"},
     {"train", "run"},
+    {"chat", "info"},
     {"cli", "cli_tokenizer", "__init__", "__main__"},
 ]
 

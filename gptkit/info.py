@@ -1,0 +1,50 @@
+"""`gptkit info`: what each preset (or a trained run) is, with parameter counts, without building weights.
+
+Models are built on PyTorch's `meta` device, so even `gpt2-xl` is counted instantly and without memory.
+A preset has no vocabulary of its own: GPT-2 shapes are counted with GPT-2's 50,257 tokens, the others with
+Tiny Shakespeare's 65 characters (say `--vocab-size N` for yours).
+"""
+
+import torch
+
+from gptkit.config import GPTConfig, resolve_config
+from gptkit.model import GPT
+from gptkit.presets import PRESETS
+
+
+def count_params(config: GPTConfig) -> tuple[int, int]:
+    """(all parameters, without the position embedding) of a model with this config."""
+    with torch.device("meta"):
+        model = GPT(config)
+    return model.num_params(non_embedding=False), model.num_params()
+
+
+def describe_config(config: GPTConfig) -> str:
+    m = config
+    kinds = f"pos={m.pos} norm={m.norm} mlp={m.mlp}" + (" qk_norm" if m.qk_norm else "")
+    heads = f"{m.n_head} heads" + (f" ({m.n_kv_head} kv)" if m.n_kv_head else "")
+    return f"{m.n_layer} layers, {heads}, {m.n_embd} wide, block {m.block_size}, vocab {m.vocab_size}, {kinds}"
+
+
+def preset_table(vocab_size: int | None = None) -> str:
+    lines = [f"{'preset':<12} {'params':>10}  shape"]
+    for name in PRESETS:
+        config = resolve_config(preset=name).model
+        config.vocab_size = vocab_size or (50257 if name.startswith("gpt2") else 65)
+        total, _ = count_params(config)
+        lines.append(f"{name:<12} {total / 1e6:>9.2f}M  {describe_config(config)}")
+    return "\n".join(lines)
+
+
+def run_summary(run_dir) -> str:
+    from gptkit.checkpoint import read_run_config
+
+    config = read_run_config(run_dir)
+    total, non_embedding = count_params(config.model)
+    return "\n".join(
+        [
+            f"run {run_dir}: {total / 1e6:.2f}M parameters ({non_embedding / 1e6:.2f}M without position embeddings)",
+            describe_config(config.model),
+            f"preset {config.preset or '(none)'}, data {', '.join(d.path for d in config.data)}",
+        ]
+    )
