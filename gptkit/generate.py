@@ -82,11 +82,14 @@ class _Window:
         self.model, self.idx, self.mask, self.use_cache = model, idx, mask, use_cache
         self.block_size = model.config.block_size
         self.cache = None
+        self.padded = not bool(mask.all())  # without padding, positions and masks take the fast default path
 
     def logits_for_next(self) -> torch.Tensor:
         """(B, V) logits for the token after the current ones."""
         if not self.use_cache:
             idx, mask = self.idx[:, -self.block_size :], self.mask[:, -self.block_size :]
+            if not self.padded:
+                return self.model(idx, last_only=True)[0][:, -1]
             return self.model(idx, positions=positions_from_mask(mask), key_mask=mask, last_only=True)[0][:, -1]
         if self.cache is None or self.cache.length >= self.block_size:
             return self._prefill()
@@ -113,10 +116,13 @@ class _Window:
 
     def append(self, next_id: torch.Tensor) -> None:
         self.idx = torch.cat([self.idx, next_id], dim=1)
-        self.mask = torch.cat([self.mask, torch.ones_like(next_id, dtype=torch.bool)], dim=1)
+        if self.padded:
+            self.mask = torch.cat([self.mask, torch.ones_like(next_id, dtype=torch.bool)], dim=1)
+        else:  # all True: a view of the right shape, no copy
+            self.mask = self.mask[:, :1].expand_as(self.idx)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate_tokens(
     model: torch.nn.Module,
     idx: torch.Tensor,

@@ -45,6 +45,11 @@ class RMSNorm(nn.Module):
 NORMS = {"layernorm": LayerNorm, "rmsnorm": RMSNorm}
 
 
+def dropout_layer(p: float) -> nn.Module | None:
+    """Dropout, or None when p is 0: skipping the call saves real time when decoding token by token."""
+    return nn.Dropout(p) if p > 0 else None
+
+
 def rope_tables(head_size: int, length: int, theta: float, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of position * frequency, each (length, head_size // 2) (RoFormer, Su et al. 2021)."""
     inv_freq = 1.0 / theta ** (torch.arange(0, head_size, 2, device=device, dtype=torch.float32) / head_size)
@@ -54,7 +59,7 @@ def rope_tables(head_size: int, length: int, theta: float, device=None) -> tuple
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate pairs (x[i], x[i + hs/2]) by each position's angles: the "rotate half" layout of GPT-NeoX and
-    Hugging Face Llama. x: (B, nh, T, hs); cos, sin: (B or 1, 1, T, hs/2)."""
+    Hugging Face Llama. x: (B, nh, T, hs); cos, sin: (B, 1, T, hs/2) or (T, hs/2)."""
     half = x.size(-1) // 2
     x1, x2 = x[..., :half].float(), x[..., half:].float()
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).type_as(x)
@@ -107,18 +112,20 @@ class CausalSelfAttention(nn.Module):
         qkv = (self.n_head + 2 * self.n_kv_head) * self.head_size
         self.c_attn = nn.Linear(config.n_embd, qkv, bias=config.bias)  # q, k, v in one matmul
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.resid_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = dropout_layer(config.dropout)
         norm = NORMS[config.norm]
-        self.q_norm = norm(self.head_size, eps=config.norm_eps) if config.qk_norm else nn.Identity()
-        self.k_norm = norm(self.head_size, eps=config.norm_eps) if config.qk_norm else nn.Identity()
+        self.q_norm = norm(self.head_size, eps=config.norm_eps) if config.qk_norm else None
+        self.k_norm = norm(self.head_size, eps=config.norm_eps) if config.qk_norm else None
 
     def forward(self, x: torch.Tensor, rope, cache: KVCache | None, mask: torch.Tensor | None) -> torch.Tensor:
         B, T, C = x.shape
         nh, nkv, hs = self.n_head, self.n_kv_head, self.head_size
-        q, k, v = self.c_attn(x).split([nh * hs, nkv * hs, nkv * hs], dim=2)
-        q = self.q_norm(q.view(B, T, nh, hs)).transpose(1, 2)  # (B, nh, T, hs)
-        k = self.k_norm(k.view(B, T, nkv, hs)).transpose(1, 2)  # (B, nkv, T, hs)
-        v = v.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
+        qkv = self.c_attn(x).view(B, T, nh + 2 * nkv, hs)  # (B, T, heads of q, k and v, hs)
+        if self.q_norm is not None:  # QK-norm: each query and key head normalised on its own
+            qkv = torch.cat(
+                [self.q_norm(qkv[:, :, :nh]), self.k_norm(qkv[:, :, nh : nh + nkv]), qkv[:, :, nh + nkv :]], 2
+            )
+        q, k, v = qkv.transpose(1, 2).split([nh, nkv, nkv], dim=1)  # (B, nh, T, hs), (B, nkv, T, hs) x 2
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None:
@@ -127,12 +134,12 @@ class CausalSelfAttention(nn.Module):
             k = k.repeat_interleave(nh // nkv, dim=1)  # (B, nh, L+T, hs)
             v = v.repeat_interleave(nh // nkv, dim=1)
         dropout = self.dropout if self.training else 0.0
-        if mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)  # (B, nh, T, hs)
+        if mask is None:  # causal over these T tokens, or, for one new token after a cache, all keys
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=cache is None or T > 1)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
-        return self.resid_dropout(self.c_proj(y))
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, nh, T, hs)
+        y = self.c_proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C): heads side by side again
+        return y if self.resid_dropout is None else self.resid_dropout(y)
 
 
 def mlp_hidden_size(config: GPTConfig) -> int:
@@ -152,13 +159,14 @@ class MLP(nn.Module):
         hidden = mlp_hidden_size(config)
         self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
         self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = dropout_layer(config.dropout)
         self.activation = {"gelu": lambda h: F.gelu(h, approximate="tanh"), "relu2": lambda h: F.relu(h).square()}[
             config.mlp
         ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.activation(self.c_fc(x))))
+        y = self.c_proj(self.activation(self.c_fc(x)))
+        return y if self.dropout is None else self.dropout(y)
 
 
 class SwiGLU(nn.Module):
@@ -170,10 +178,11 @@ class SwiGLU(nn.Module):
         self.c_gate = nn.Linear(config.n_embd, hidden, bias=config.bias)
         self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
         self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = dropout_layer(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(F.silu(self.c_gate(x)) * self.c_fc(x)))
+        y = self.c_proj(F.silu(self.c_gate(x)) * self.c_fc(x))
+        return y if self.dropout is None else self.dropout(y)
 
 
 MLPS = {"gelu": MLP, "relu2": MLP, "swiglu": SwiGLU}
@@ -204,7 +213,7 @@ class GPT(nn.Module):
         self.config = config
         layers = dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
-            drop=nn.Dropout(config.dropout),
+            drop=dropout_layer(config.dropout),
             h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
             ln_f=NORMS[config.norm](config.n_embd, bias=config.bias, eps=config.norm_eps),
         )
@@ -265,19 +274,24 @@ class GPT(nn.Module):
         """
         B, T = idx.shape
         past = cache.length if cache is not None else 0
-        if positions is None:
+        x = self.transformer.wte(idx)  # (B, T, C)
+        rope = None
+        if positions is None:  # consecutive positions from `past`: slices, cheaper than gathers when decoding
             if past + T > self.config.block_size:
                 raise ValueError(f"{past + T} positions exceed block_size={self.config.block_size}")
-            positions = torch.arange(past, past + T, device=idx.device).expand(B, T)  # (B, T)
-        x = self.transformer.wte(idx)  # (B, T, C)
-        if "wpe" in self.transformer:
-            x = x + self.transformer.wpe(positions)
-        x = self.transformer.drop(x)
-        rope = None
-        if self.config.pos == "rope":
-            rope = (self.rope_cos[positions][:, None], self.rope_sin[positions][:, None])  # (B, 1, T, hs/2)
-        mask = None  # None: plain causal attention over these T tokens (SDPA's fast path)
-        if past > 0 or key_mask is not None:
+            if "wpe" in self.transformer:
+                x = x + self.transformer.wpe.weight[past : past + T]
+            if self.config.pos == "rope":
+                rope = (self.rope_cos[past : past + T], self.rope_sin[past : past + T])  # (T, hs/2), broadcast
+        else:
+            if "wpe" in self.transformer:
+                x = x + self.transformer.wpe(positions)
+            if self.config.pos == "rope":
+                rope = (self.rope_cos[positions][:, None], self.rope_sin[positions][:, None])  # (B, 1, T, hs/2)
+        if self.transformer.drop is not None:
+            x = self.transformer.drop(x)
+        mask = None  # None: SDPA's own causal path, or (one new token after a cache) no mask at all
+        if key_mask is not None or (past > 0 and T > 1):
             mask = attention_mask(T, past, key_mask, idx.device)  # (B or 1, 1, T, past + T)
         for block in self.transformer.h:
             x = block(x, rope, cache, mask)
