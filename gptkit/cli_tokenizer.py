@@ -44,7 +44,10 @@ def cmd_encode(args) -> None:
     from gptkit.tokenizer import load_tokenizer
 
     tok = load_tokenizer(args.tokenizer)
-    ids = tok.encode(args.text, allowed_special="all") if args.allow_special else tok.encode(args.text)
+    if args.allow_special:
+        ids = _require_bpe(tok, "--allow-special").encode(args.text, allowed_special="all")
+    else:
+        ids = tok.encode(args.text)
     print(json.dumps(ids))
     for token_id in ids:
         print(f"{token_id:>8}  {_show_piece(tok.decode_bytes([token_id]))}")

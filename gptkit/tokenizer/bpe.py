@@ -32,9 +32,13 @@ class BPETokenizer:
         pattern: str,
         specials: dict[str, int] | None = None,
         byte_ids: Sequence[int] | None = None,
+        rank_consistent: bool = True,
     ):
         self.pattern = pattern
-        self.compiled = regex.compile(pattern)
+        try:
+            self.compiled = regex.compile(pattern)
+        except (regex.error, TypeError) as err:
+            raise GptkitError(f"BPE tokenizer: the pre-split pattern is not a valid regex ({err})") from None
         self.byte_ids = list(byte_ids) if byte_ids is not None else list(range(256))
         if sorted(self.byte_ids) != list(range(256)):
             raise GptkitError("BPE tokenizer: `byte_ids` must be a permutation of 0..255")
@@ -53,12 +57,21 @@ class BPETokenizer:
         for text, token_id in self.specials.items():
             if token_id < len(self.token_bytes):
                 raise GptkitError(f"BPE tokenizer: special token {text!r} has id {token_id}, already a byte or merge")
+            if not text:
+                raise GptkitError("BPE tokenizer: a special token cannot be the empty string")
+        if len(set(self.specials.values())) != len(self.specials):
+            raise GptkitError("BPE tokenizer: two special tokens share an id")
         self.special_by_id = {i: s for s, i in self.specials.items()}
         self._cache: dict[str, list[int]] = {}
         self._tiktoken = None
-        # tiktoken keys tokens by their bytes, so it can stand in only when no two tokens share bytes.
+        # tiktoken merges by the rank of a pair's joined bytes, we by the rank of the pair: the same ids only when
+        # every token is reachable through its own merge (`check_rank_consistent`; trained and GPT-2 vocabularies
+        # are) and no two tokens share bytes. And its regex engine is checked against ours on the named patterns
+        # only, so custom patterns use our encoder.
+        self.rank_consistent = rank_consistent
         unique = len(set(self.token_bytes)) == len(self.token_bytes)
-        self.backend = "tiktoken" if unique and _tiktoken_available() else "python"
+        same_regex = pattern_name(pattern) is not None
+        self.backend = "tiktoken" if unique and rank_consistent and same_regex and _tiktoken_available() else "python"
 
     @property
     def vocab_size(self) -> int:
@@ -75,6 +88,7 @@ class BPETokenizer:
     ) -> list[int]:
         """Text -> ids. A special token's text is an error unless in `allowed_special` ("all" for every one);
         listing it in neither (with `disallowed_special=()`) encodes it as ordinary text."""
+        check_text(text)
         allowed = set(self.specials) if allowed_special == "all" else set(allowed_special)
         unknown = allowed - set(self.specials)
         if unknown:
@@ -100,6 +114,7 @@ class BPETokenizer:
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Text -> ids, treating special tokens' text as plain text."""
+        check_text(text)
         if self.backend == "tiktoken":
             return self._tiktoken_encoding().encode_ordinary(text)
         return self.encode_python(text)
@@ -193,6 +208,8 @@ class BPETokenizer:
         }
         if self.byte_ids != list(range(256)):
             data["byte_ids"] = self.byte_ids
+        if not self.rank_consistent:
+            data["rank_consistent"] = False
         return data
 
     @classmethod
@@ -201,16 +218,41 @@ class BPETokenizer:
             raise GptkitError(f"{source}: unsupported BPE tokenizer format {raw.get('format_version')!r}")
         try:
             merges = [(int(a), int(b)) for a, b in raw["merges"]]
-            specials = {str(k): int(v) for k, v in raw.get("specials", {}).items()}
-            return cls(merges, pattern=str(raw["pattern"]), specials=specials, byte_ids=raw.get("byte_ids"))
+            specials = {str(k): int(v) for k, v in (raw.get("specials") or {}).items()}
+            if not isinstance(raw["pattern"], str):
+                raise TypeError("`pattern` must be a string")
+            return cls(
+                merges,
+                pattern=raw["pattern"],
+                specials=specials,
+                byte_ids=raw.get("byte_ids"),
+                rank_consistent=bool(raw.get("rank_consistent", True)),
+            )
         except GptkitError as err:
             raise GptkitError(f"{source}: {err}") from None
-        except (KeyError, TypeError, ValueError, regex.error) as err:
+        except (KeyError, TypeError, ValueError, AttributeError, regex.error) as err:
             raise GptkitError(f"{source}: damaged BPE tokenizer file ({type(err).__name__}: {err})") from None
 
     def save(self, path) -> None:
         """Write the tokenizer as JSON (merges as id pairs), atomically."""
         atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))
+
+
+def check_text(text: str) -> None:
+    """Refuse text that is not valid Unicode (a lone surrogate), which no byte-level tokenizer can encode."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise GptkitError(
+                f"the text holds a lone surrogate (U+{ord(text[err.start]):04X}) at character {err.start}, which is "
+                "not valid Unicode; remove it or decode the source with errors='replace'"
+            ) from None
+
+
+def check_rank_consistent(tok: "BPETokenizer") -> bool:
+    """True when every merged token encodes to itself through the merges (then tiktoken gives our ids)."""
+    return all(tok._bpe(tok.token_bytes[256 + i]) == [256 + i] for i in range(len(tok.merges)))
 
 
 def gpt2_byte_ids() -> list[int]:

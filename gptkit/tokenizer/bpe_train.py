@@ -22,13 +22,11 @@ from gptkit.tokenizer.bpe import BPETokenizer, gpt2_byte_ids
 from gptkit.tokenizer.patterns import iter_chunks, iter_file_blocks, resolve_pattern
 
 
-def count_chunks(documents: Iterable[Iterable[str]], pattern: str, specials: list[str], progress=None) -> Counter:
+def count_chunks(documents: Iterable[Iterable[str]], pattern: str, specials: list[str]) -> Counter:
     """Frequency of each distinct chunk (as UTF-8 bytes) over all documents."""
     counts: Counter = Counter()
     for chunks in iter_chunks(documents, pattern, specials):
         counts.update(chunks)
-        if progress is not None:
-            progress.update(sum(map(len, chunks)))
     return Counter({chunk.encode("utf-8"): n for chunk, n in counts.items()})
 
 
@@ -126,7 +124,7 @@ def train_bpe(
     with tqdm(
         total=total, desc="counting", unit="B", unit_scale=True, disable=None if progress is None else not progress
     ) as bar:
-        chunk_counts = count_chunks((iter_file_blocks(f) for f in files), regex_pattern, specials, bar)
+        chunk_counts = count_chunks((iter_file_blocks(f, bar.update) for f in files), regex_pattern, specials)
     if not chunk_counts:
         raise GptkitError("tokenizer train: the corpus has no text outside special tokens; pass real text")
     wanted = vocab_size - 256 - len(specials)

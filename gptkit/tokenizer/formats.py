@@ -15,9 +15,11 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+import regex
+
 from gptkit.atomic import atomic_write_text
 from gptkit.errors import GptkitError
-from gptkit.tokenizer.bpe import BPETokenizer
+from gptkit.tokenizer.bpe import BPETokenizer, check_rank_consistent, gpt2_byte_ids
 from gptkit.tokenizer.patterns import GPT2_PATTERN
 
 
@@ -58,8 +60,8 @@ def _read_json(path: Path):
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise GptkitError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise GptkitError(f"{path}: not valid JSON ({err})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+        raise GptkitError(f"{path}: not a readable JSON file ({type(err).__name__}: {err})") from None
 
 
 def _merges_from_vocab(
@@ -91,7 +93,16 @@ def _merges_from_vocab(
         merges.append(pair)
     ordinary = 256 + len(merges)
     specials = {text: i for text, i in vocab.items() if i >= ordinary}
-    return BPETokenizer(merges, pattern=pattern, specials=specials, byte_ids=byte_ids)
+    return _checked(BPETokenizer(merges, pattern=pattern, specials=specials, byte_ids=byte_ids))
+
+
+def _checked(tok: BPETokenizer) -> BPETokenizer:
+    """Mark a foreign vocabulary whose tokens are not all reachable through their merges (see bpe.py)."""
+    if not check_rank_consistent(tok):
+        tok = BPETokenizer(
+            tok.merges, pattern=tok.pattern, specials=tok.specials, byte_ids=tok.byte_ids, rank_consistent=False
+        )
+    return tok
 
 
 def import_gpt2(encoder_json, vocab_bpe, *, pattern: str = GPT2_PATTERN) -> BPETokenizer:
@@ -100,10 +111,12 @@ def import_gpt2(encoder_json, vocab_bpe, *, pattern: str = GPT2_PATTERN) -> BPET
     The files hold no pre-split pattern; GPT-2's is assumed unless `pattern` says otherwise.
     """
     vocab = _read_json(encoder_json)
+    if not isinstance(vocab, dict):
+        raise GptkitError(f"{encoder_json}: expected a JSON object of token -> id")
     try:
         lines = Path(vocab_bpe).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise GptkitError(f"{vocab_bpe}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise GptkitError(f"{vocab_bpe}: cannot read it as a UTF-8 merges file ({type(err).__name__})") from None
     merge_lines = []
     for number, line in enumerate(lines, 1):
         if not line or line.startswith("#version"):
@@ -124,6 +137,11 @@ GPT2_SPECIALS = ("<|endoftext|>", "<|startoftext|>")  # the special tokens GPT-2
 def export_gpt2(tok: BPETokenizer, out_dir) -> list[Path]:
     """Write `encoder.json` and `vocab.bpe` (GPT-2's formats), plus `special_tokens.json` for special tokens
     other than GPT-2's own (tiktoken's loader refuses them inside encoder.json). The files hold no pattern."""
+    if tok.byte_ids != gpt2_byte_ids():
+        raise GptkitError(
+            "export --format gpt2: this tokenizer numbers bytes in another order than GPT-2's, which the GPT-2 file "
+            "format (and tiktoken's loader for it) assumes; export as tiktoken or hf instead"
+        )
     out = Path(out_dir)
     vocab = {to_visible(data): i for i, data in enumerate(tok.token_bytes)}
     vocab.update({s: i for s, i in tok.specials.items() if s in GPT2_SPECIALS})
@@ -171,7 +189,7 @@ def _from_ranks(ranks: dict[bytes, int], pattern: str, specials: dict[str, int],
         if len(parts) != 2:
             raise GptkitError(f"{source}: token of rank {r} cannot be built from two lower-ranked tokens")
         merges.append((ranks[parts[0]], ranks[parts[1]]))
-    return BPETokenizer(merges, pattern=pattern, specials=specials, byte_ids=byte_ids)
+    return _checked(BPETokenizer(merges, pattern=pattern, specials=specials, byte_ids=byte_ids))
 
 
 def import_tiktoken(ranks_file, meta_file=None, *, pattern: str | None = None, specials=None) -> BPETokenizer:
@@ -179,6 +197,8 @@ def import_tiktoken(ranks_file, meta_file=None, *, pattern: str | None = None, s
     ranks_file = Path(ranks_file)
     meta_path = Path(meta_file) if meta_file else ranks_file.with_name("tiktoken.json")
     meta = _read_json(meta_path) if meta_path.exists() else {}
+    if not isinstance(meta, dict) or not isinstance(meta.get("special_tokens", {}), dict):
+        raise GptkitError(f"{meta_path}: expected an object with pat_str and special_tokens")
     pattern = pattern or meta.get("pat_str")
     if not pattern:
         raise GptkitError(f"{ranks_file}: no pattern; put tiktoken.json beside it or pass --pattern")
@@ -261,34 +281,50 @@ def export_hf(tok: BPETokenizer, out_dir) -> list[Path]:
 
 
 def import_hf(path) -> BPETokenizer:
-    """A Hugging Face byte-level BPE `tokenizer.json` (GPT-2 style, or one written by `export_hf`)."""
+    """A Hugging Face byte-level BPE `tokenizer.json` (GPT-2 style, or one written by `export_hf`).
+
+    Parts that would change the ids and that our tokenizer does not model (a normalizer, a Split that removes
+    or inverts, `ignore_merges`, added tokens that are not special) are refused rather than ignored.
+    """
     path = Path(path)
     data = _read_json(path)
     model = data.get("model") if isinstance(data, dict) else None
     if not isinstance(model, dict) or model.get("type") != "BPE":
         raise GptkitError(f"{path}: not a BPE tokenizer.json (model.type must be BPE)")
+    if data.get("normalizer") is not None:
+        raise GptkitError(
+            f"{path}: has a normalizer ({data['normalizer'].get('type')}); only byte-level BPE without one"
+        )
+    if model.get("ignore_merges"):
+        raise GptkitError(f"{path}: model.ignore_merges=true is not supported (it changes the ids)")
     pattern = _hf_pattern(data.get("pre_tokenizer"), path)
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
-    vocab = dict(model.get("vocab", {}))
-    for added in data.get("added_tokens", []):
-        vocab.setdefault(added["content"], added["id"])
-    return (
-        _merges_from_vocab(vocab, merges, str(path))
-        if pattern == GPT2_PATTERN
-        else _with_pattern(_merges_from_vocab(vocab, merges, str(path)), pattern)
-    )
-
-
-def _with_pattern(tok: BPETokenizer, pattern: str) -> BPETokenizer:
-    return BPETokenizer(tok.merges, pattern=pattern, specials=tok.specials, byte_ids=tok.byte_ids)
+    try:
+        merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
+        vocab = dict(model.get("vocab", {}))
+        for added in data.get("added_tokens") or []:
+            if not added.get("special", False):
+                raise GptkitError(f"{path}: added token {added.get('content')!r} is not special; not supported")
+            vocab.setdefault(added["content"], added["id"])
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        raise GptkitError(f"{path}: damaged tokenizer.json ({type(err).__name__}: {err})") from None
+    return _merges_from_vocab(vocab, merges, str(path), pattern)
 
 
 def _hf_pattern(pre: dict | None, path: Path) -> str:
     """The pre-split regex of a byte-level pre-tokenizer: ByteLevel(use_regex) is GPT-2's, or an explicit Split."""
+    if pre is not None and not isinstance(pre, dict):
+        raise GptkitError(f"{path}: pre_tokenizer must be an object")
     steps = pre.get("pretokenizers", []) if pre and pre.get("type") == "Sequence" else [pre] if pre else []
     for step in steps:
         if step.get("type") == "Split" and "Regex" in step.get("pattern", {}):
-            return step["pattern"]["Regex"]
+            if step.get("behavior") != "Isolated" or step.get("invert"):
+                raise GptkitError(f"{path}: only Split with behavior Isolated (not inverted) is supported")
+            pattern = step["pattern"]["Regex"]
+            try:
+                regex.compile(pattern)
+            except regex.error as err:
+                raise GptkitError(f"{path}: the Split regex does not compile ({err})") from None
+            return pattern
         if step.get("type") == "ByteLevel" and step.get("use_regex", True):
             if step.get("add_prefix_space"):
                 raise GptkitError(f"{path}: ByteLevel add_prefix_space=true is not supported; it changes the text")

@@ -12,6 +12,11 @@ GPT2_DIR = FIXTURES / "gpt2"
 KOREAN = sorted((FIXTURES / "korean").glob("*.txt"))
 
 
+def read_exact(path: Path) -> str:
+    """The file's text with its CRLF line endings kept (read_text would turn them into LF)."""
+    return path.read_bytes().decode("utf-8")
+
+
 @pytest.fixture(scope="session")
 def gpt2_tok():
     return import_gpt2(GPT2_DIR / "encoder.json", GPT2_DIR / "vocab.bpe")
@@ -36,7 +41,7 @@ def gpt2_tiktoken():
 @pytest.fixture(scope="session")
 def trained_tok(tmp_path_factory, shakespeare_text):
     corpus = tmp_path_factory.mktemp("corpus") / "mixed.txt"
-    corpus.write_text(shakespeare_text[:200_000] + "".join(p.read_text(encoding="utf-8") for p in KOREAN))
+    corpus.write_text(shakespeare_text[:200_000] + "".join(read_exact(p) for p in KOREAN), newline="")
     return train_bpe([corpus], 2048, pattern="gpt4", specials=["<|endoftext|>", "<|pad|>"], progress=False)
 
 

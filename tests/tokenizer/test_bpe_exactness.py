@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tokenizer.conftest import KOREAN
+from tokenizer.conftest import KOREAN, read_exact
 
 
 def test_gpt2_files_encode_tiny_shakespeare_exactly_as_tiktoken(gpt2_tok, gpt2_tiktoken, shakespeare_text):
@@ -15,9 +15,37 @@ def test_gpt2_files_encode_tiny_shakespeare_exactly_as_tiktoken(gpt2_tok, gpt2_t
     assert gpt2_tok.vocab_size == 50257 and gpt2_tok.specials == {"<|endoftext|>": 50256}
 
 
+def test_all_of_tiny_shakespeare_matches_hf(shakespeare_text, gpt2_tok, gpt2_hf, trained_tok, trained_hf):
+    assert gpt2_hf.encode(shakespeare_text).ids == gpt2_tok.encode(shakespeare_text)
+    assert trained_hf.encode(shakespeare_text).ids == trained_tok.encode_python(shakespeare_text)
+
+
+def test_named_patterns_are_tiktokens_own():
+    import ast
+    import inspect
+
+    from tiktoken_ext import openai_public
+
+    from gptkit.tokenizer.patterns import GPT2_PATTERN, GPT4_PATTERN
+
+    assert GPT2_PATTERN == openai_public.r50k_pat_str
+    source = inspect.getsource(openai_public.cl100k_base)
+    literal = source[source.index('"pat_str": ') + len('"pat_str": ') :].split("\n")[0].rstrip(",")
+    assert GPT4_PATTERN == ast.literal_eval(literal)
+
+
+def test_lone_surrogates_are_a_clear_error(gpt2_tok):
+    from gptkit.errors import GptkitError
+
+    for encode in (gpt2_tok.encode, gpt2_tok.encode_ordinary):
+        with pytest.raises(GptkitError, match="lone surrogate \\(U\\+D800\\) at character 1"):
+            encode("a\ud800b")
+
+
 @pytest.mark.parametrize("path", KOREAN, ids=lambda p: p.stem)
 def test_korean_text_matches_tiktoken_and_hf(path, gpt2_tok, gpt2_tiktoken, gpt2_hf, trained_tok, trained_hf):
-    text = path.read_text(encoding="utf-8")
+    text = read_exact(path)
+    assert "\r\n" in text  # the stories have CRLF line endings, kept here on purpose
     ids = gpt2_tok.encode_python(text)
     assert ids == gpt2_tiktoken.encode(text) == gpt2_hf.encode(text).ids
     assert gpt2_tok.decode(ids) == text

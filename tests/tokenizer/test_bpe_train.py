@@ -77,7 +77,7 @@ def test_compression_matches_hf_tokenizers_trainer(tmp_path, shakespeare_text):
     hf.train_from_iterator([shakespeare_text[:cut]], trainer=trainer)  # one document, as ours sees the file
     ours_bpt = len(held_out.encode()) / len(ours.encode(held_out))
     hf_bpt = len(held_out.encode()) / len(hf.encode(held_out).ids)
-    assert abs(ours_bpt / hf_bpt - 1) < 0.01
+    assert abs(ours_bpt / hf_bpt - 1) < 0.001  # the issue asks for 1%; the two trainers agree exactly here
 
 
 def test_special_tokens_get_the_last_ids_and_are_never_merged(tmp_path):
@@ -92,6 +92,52 @@ def test_special_tokens_get_the_last_ids_and_are_never_merged(tmp_path):
     assert not any(b"<|" in piece and b"|>" in piece for piece in tok.token_bytes)
     ids = tok.encode("doc<|endoftext|>", allowed_special="all")
     assert ids[-1] == 299 and tok.decode(ids) == "doc<|endoftext|>"
+
+
+PIECES = [
+    " ",
+    "  ",
+    "\n",
+    "\r\n",
+    "\t",
+    "\xa0",
+    "a",
+    "Word",
+    "9",
+    "12345",
+    "'s",
+    "'LL",
+    "!!",
+    ".",
+    "é",
+    "한국",
+    "😀",
+    "<|endoftext|>",
+    "<|e",
+    "text",
+    " " * 300 + "\n",
+]
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
+def test_reading_in_blocks_gives_exactly_the_whole_text_split(pattern, monkeypatch):
+    import random
+
+    monkeypatch.setattr(patterns, "LOOKAHEAD_CHARS", 4)  # cut as close to the block end as the rule allows
+    rng = random.Random(0)
+    regex_pattern = patterns.PATTERNS[pattern]
+    for trial in range(400):
+        text = "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 120)))
+        cuts = sorted(rng.sample(range(1, len(text) + 1), min(len(text), rng.randint(0, 10))))
+        blocks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)]) if a < b]
+        specials = ["<|endoftext|>", "text"] if trial % 2 else []  # overlapping specials, longest first
+        if specials:
+            splitter = regex.compile("<\\|endoftext\\|>|text")
+            expected = [c for part in splitter.split(text) for c in regex.findall(regex_pattern, part)]
+        else:
+            expected = regex.findall(regex_pattern, text)
+        got = [c for chunk in patterns.iter_chunks([blocks], regex_pattern, specials) for c in chunk]
+        assert got == expected, (text, [len(b) for b in blocks])
 
 
 @pytest.mark.parametrize(

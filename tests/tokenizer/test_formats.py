@@ -69,7 +69,56 @@ def test_hf_tokenizer_json_loads_in_tokenizers_and_transformers(tok, tmp_path, s
     if "<|endoftext|>" in tok.specials:
         assert fast.convert_tokens_to_ids("<|endoftext|>") == tok.specials["<|endoftext|>"]
     back = import_hf(tmp_path / "tokenizer.json")
-    assert back.merges == tok.merges and back.encode(sample_text) == ids
+    assert back.merges == tok.merges and back.specials == tok.specials and back.encode(sample_text) == ids
+
+
+def test_a_gpt2_style_hf_tokenizer_json_imports_exactly(tmp_path, gpt2_tok, shakespeare_text):
+    from tokenizer.conftest import GPT2_DIR
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    hf = Tokenizer(models.BPE.from_file(str(GPT2_DIR / "encoder.json"), str(GPT2_DIR / "vocab.bpe")))
+    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # GPT-2's regex inside ByteLevel
+    hf.decoder = decoders.ByteLevel()
+    hf.add_special_tokens(["<|endoftext|>"])
+    hf.save(str(tmp_path / "tokenizer.json"))
+    ours = import_hf(tmp_path / "tokenizer.json")
+    assert ours.specials == {"<|endoftext|>": 50256}
+    assert ours.encode(shakespeare_text) == gpt2_tok.encode(shakespeare_text) == hf.encode(shakespeare_text).ids
+
+
+def test_hf_features_that_would_change_ids_are_refused(tmp_path, trained_tok):
+    export_hf(trained_tok, tmp_path)
+    data = json.loads((tmp_path / "tokenizer.json").read_text())
+    for change, expected in [
+        (lambda d: d.update(normalizer={"type": "NFC"}), "normalizer"),
+        (lambda d: d["added_tokens"][0].update(special=False), "not special"),
+        (lambda d: d["pre_tokenizer"]["pretokenizers"][0].update(behavior="Removed"), "Isolated"),
+        (lambda d: d["model"].update(ignore_merges=True), "ignore_merges"),
+    ]:
+        copy = json.loads(json.dumps(data))
+        change(copy)
+        (tmp_path / "changed.json").write_text(json.dumps(copy))
+        with pytest.raises(GptkitError, match=expected):
+            import_hf(tmp_path / "changed.json")
+
+
+def test_custom_patterns_and_unreachable_merges_use_our_encoder():
+    from gptkit.tokenizer.bpe import BPETokenizer, check_rank_consistent
+
+    custom = BPETokenizer([], pattern=r"[a-z]+$|[a-z]|\s")
+    assert custom.backend == "python"  # tiktoken's regex engine reads `$` differently
+    b, c, a = 98, 99, 97  # merges (b,c), (a,b), (ab,c): "abc" can never be reached through its own merge
+    odd = BPETokenizer([(b, c), (a, b), (257, c)], pattern=r"[\s\S]+")
+    assert not check_rank_consistent(odd)
+    marked = BPETokenizer(odd.merges, pattern=odd.pattern, rank_consistent=False)
+    assert marked.backend == "python" and marked.encode("abc") == [97, 256]  # HF's answer too
+
+
+def test_gpt2_export_refuses_another_byte_order(tmp_path):
+    from gptkit.tokenizer.bpe import BPETokenizer
+
+    with pytest.raises(GptkitError, match="export as tiktoken or hf"):
+        export_gpt2(BPETokenizer([], pattern="gpt2"), tmp_path)
 
 
 def test_special_token_rules_follow_tiktoken(gpt2_tok, gpt2_tiktoken):
