@@ -57,10 +57,10 @@ def weights_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The model's tensors by name, each shared (tied) tensor once, contiguous, ready for safetensors."""
     seen: set[int] = set()
     state = {}
-    for name, tensor in model.state_dict().items():
-        if tensor.data_ptr() in seen:  # e.g. lm_head.weight, tied to transformer.wte.weight
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) in seen:  # e.g. lm_head.weight, the same Parameter as transformer.wte.weight
             continue
-        seen.add(tensor.data_ptr())
+        seen.add(id(tensor))
         state[name] = tensor.detach().contiguous()
     return state
 

@@ -1,4 +1,4 @@
-"""The `gptkit` command line: `prepare`, `train`, `sample`, `chat`, `info`, `tokenizer ...` (`cli_tokenizer.py`).
+"""The `gptkit` command line: prepare, train, sample, chat, export, import, info, tokenizer (`cli_tokenizer.py`).
 
 Parses arguments, calls the library, and turns `GptkitError` into a one-line message and exit code 2 (any
 other exception: exit 1, with the traceback only under `--debug`). Heavy modules are imported inside each
@@ -36,8 +36,7 @@ def _train_config(args):
         base = read_run_config(args.out)  # the run's own settings; --set may still change e.g. max_iters
         config = resolve_config(toml_path=args.config, overrides=overrides, base=base, preset=args.preset)
     elif args.init_from:
-        base = read_run_config(args.init_from)
-        base.model.vocab_size = 0
+        base = read_run_config(args.init_from)  # its network shape (and vocabulary size) carry over
         config = resolve_config(
             preset=args.preset, toml_path=args.config, overrides=overrides, base=base, keep_model=True
         )
@@ -110,6 +109,20 @@ def cmd_chat(args) -> None:
     chat(run, settings)
 
 
+def cmd_export(args) -> None:
+    from gptkit.hf import export_hf
+
+    out = export_hf(args.run, args.out, weights=args.weights)
+    print(f"wrote {out}: load it with transformers.AutoModelForCausalLM.from_pretrained({str(out)!r})")
+
+
+def cmd_import(args) -> None:
+    from gptkit.hf import import_hf
+
+    out = import_hf(args.source, args.out, tokenizer=args.tokenizer)
+    print(f"wrote {out}: sample with `gptkit sample {out}`, fine-tune with `gptkit train --init-from {out} ...`")
+
+
 def cmd_info(args) -> None:
     from gptkit.info import preset_table, run_summary
 
@@ -179,6 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="last", choices=["last", "best"])
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("export", help="write a run as a Hugging Face transformers checkpoint folder")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--format", default="hf", choices=["hf"], help="hf: GPT2LMHeadModel or LlamaForCausalLM")
+    p.add_argument("--out", required=True, help="folder to write (replaced if it exists)")
+    p.add_argument("--weights", default="last", choices=["last", "best"])
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="turn a local Hugging Face GPT-2 or Llama folder into a run directory")
+    p.add_argument("source", help="folder with config.json and model.safetensors (or shards, or pytorch_model.bin)")
+    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--tokenizer", help="a tokenizer to attach (tokenizer JSON or a folder holding tokenizer.json)")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("info", help="presets with their parameter counts, or what a trained run is")
     p.add_argument("run", nargs="?", help="a run directory (default: list the presets)")

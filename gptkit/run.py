@@ -17,7 +17,7 @@ from gptkit.generate import check_sampling_args, generate_tokens
 from gptkit.model import GPT
 from gptkit.runtime import pick_device
 from gptkit.streaming import cut_at_stops, decode_pieces
-from gptkit.tokenizer import load_tokenizer
+from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
 from gptkit.tokenizer.char import UnknownCharacterError
 
 WEIGHT_CHOICES = {"last": WEIGHTS_FILE, "best": BEST_FILE}
@@ -35,6 +35,11 @@ class Run:
 
     def encode_prompt(self, prompt: str) -> list[int]:
         """Prompt ids cropped to the last `block_size` tokens (with a warning); an empty prompt starts at a newline."""
+        if self.tokenizer is None:
+            raise GptkitError(
+                f"{self.run_dir} has no tokenizer (its weights were imported alone); use run.generate_ids, or "
+                "import again with --tokenizer PATH"
+            )
         if prompt:
             try:
                 ids = self.tokenizer.encode(prompt)
@@ -120,7 +125,7 @@ def load_run(run_dir, *, weights: str = "last", device: str = "auto") -> Run:
     config = read_run_config(run_dir)
     if weights not in WEIGHT_CHOICES:
         raise GptkitError(f"--weights {weights!r}: choose one of {', '.join(WEIGHT_CHOICES)}")
-    tokenizer = load_tokenizer(run_dir)
+    tokenizer = load_tokenizer(run_dir) if (run_dir / TOKENIZER_FILE).exists() else None  # weights-only imports
     target = pick_device(device)
     model = GPT(config.model)
     if weights == "best" and not (run_dir / BEST_FILE).exists():

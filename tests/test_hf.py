@@ -1,0 +1,245 @@
+"""Hugging Face interop: parity both ways on random tiny GPT-2 and Llama models, exact round trips,
+fine-tuning an imported model, and clear refusals of corrupt or unsupported checkpoints."""
+
+import json
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import gptkit
+from gptkit.checkpoint import save_weights, write_run_config
+from gptkit.config import GPTConfig, RunConfig
+from gptkit.errors import GptkitError
+from gptkit.generate import generate_tokens
+from gptkit.hf import export_hf, import_hf
+from gptkit.model import GPT
+from gptkit.tokenizer import load_tokenizer
+
+transformers = pytest.importorskip("transformers")
+VOCAB = 96
+
+
+def hf_model(kind: str, tied: bool):
+    torch.manual_seed(0)
+    if kind == "gpt2":
+        config = transformers.GPT2Config(
+            vocab_size=VOCAB, n_positions=64, n_embd=32, n_layer=2, n_head=4, tie_word_embeddings=tied
+        )
+        model = transformers.GPT2LMHeadModel(config)
+    else:
+        config = transformers.LlamaConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            tie_word_embeddings=tied,
+            rope_theta=5000.0,
+        )
+        model = transformers.LlamaForCausalLM(config)
+    with torch.no_grad():  # HF inits some weights to exactly 0 or 1; make every tensor matter for parity
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * 0.02)
+    return model.eval()
+
+
+def ours_vs_hf(ours: GPT, hf) -> None:
+    idx = torch.randint(0, VOCAB, (2, 12))
+    with torch.no_grad():
+        assert torch.allclose(ours.eval()(idx)[0], hf(idx).logits, atol=1e-4)
+    prompt = idx[:1, :8]
+    mine = torch.cat(list(generate_tokens(ours, prompt, 50, temperature=0)), dim=1)
+    theirs = hf.generate(prompt, max_new_tokens=50, do_sample=False, eos_token_id=None, pad_token_id=0)
+    assert torch.equal(mine[0], theirs[0, 8:])
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+@pytest.mark.parametrize("tied", [True, False])
+def test_import_gives_the_same_logits_and_greedy_text(kind, tied, tmp_path):
+    model = hf_model(kind, tied)
+    model.save_pretrained(tmp_path / "hf")
+    import_hf(tmp_path / "hf", tmp_path / "run", echo=lambda line: None)
+    run = gptkit.load(tmp_path / "run")
+    assert run.tokenizer is None  # a folder without tokenizer files: weights alone
+    assert run.config.model.tie_embeddings == tied
+    ours_vs_hf(run.model, model)
+
+
+def make_run(folder, config: GPTConfig, tokenizer) -> GPT:
+    torch.manual_seed(1)
+    model = GPT(config)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * 0.02)
+    write_run_config(folder, RunConfig(model=config))
+    save_weights(model, folder / "model.safetensors")
+    tokenizer.save(folder / "tokenizer.json")
+    return model
+
+
+LLAMA = dict(pos="rope", norm="rmsnorm", mlp="swiglu", bias=False, n_kv_head=2, rope_theta=5000.0)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"tie_embeddings": False}, LLAMA, {**LLAMA, "tie_embeddings": False}],
+    ids=["gpt2-tied", "gpt2-untied", "llama-tied", "llama-untied"],
+)
+def test_export_loads_in_transformers_with_the_same_logits(options, tmp_path, small_data):
+    tok = load_tokenizer(small_data)
+    config = GPTConfig(vocab_size=VOCAB, block_size=64, n_layer=2, n_head=4, n_embd=32, **options)
+    ours = make_run(tmp_path / "run", config, tok)
+    export_hf(tmp_path / "run", tmp_path / "hf")
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf", local_files_only=True).eval()
+    assert type(hf).__name__ == ("LlamaForCausalLM" if options.get("pos") == "rope" else "GPT2LMHeadModel")
+    ours_vs_hf(ours, hf)
+    fast = transformers.PreTrainedTokenizerFast.from_pretrained(tmp_path / "hf", local_files_only=True)
+    text = "ROMEO: what light?\nJULIET: none."
+    assert fast(text)["input_ids"] == tok.encode(text) and fast.decode(tok.encode(text)) == text
+    assert json.loads((tmp_path / "hf" / "generation_config.json").read_text())["do_sample"] is False
+
+
+def test_round_trip_is_bit_exact_with_the_tokenizer(tmp_path, trained_run):
+    export_hf(trained_run, tmp_path / "hf")
+    import_hf(tmp_path / "hf", tmp_path / "back")
+    a, b = load_file(trained_run / "model.safetensors"), load_file(tmp_path / "back" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert load_tokenizer(tmp_path / "back").to_dict() == load_tokenizer(trained_run).to_dict()
+
+
+def test_options_transformers_cannot_hold_are_named(tmp_path, small_data):
+    tok = load_tokenizer(small_data)
+    for options, blocker in [
+        ({"pos": "none"}, "model.pos"),
+        ({"qk_norm": True}, "model.qk_norm"),
+        ({"mlp": "relu2"}, "model.mlp"),
+        ({"bias": False}, "model.bias"),
+        ({**LLAMA, "norm": "layernorm"}, "model.norm"),
+    ]:
+        folder = tmp_path / blocker / str(len(options))
+        make_run(folder, GPTConfig(vocab_size=VOCAB, block_size=16, n_layer=1, n_head=2, n_embd=16, **options), tok)
+        with pytest.raises(GptkitError, match=blocker.replace(".", "\\.")):
+            export_hf(folder, tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+
+
+def test_fine_tuning_an_imported_model_lowers_its_val_loss(tmp_path, small_data, small_text_file):
+    from helpers import tiny_config
+
+    from gptkit.data.prepare import prepare
+    from gptkit.train.loop import train
+    from gptkit.train.metrics import read_metrics
+
+    tok = load_tokenizer(small_data)
+    model = hf_model("llama", tied=False)
+    model.save_pretrained(tmp_path / "hf")
+    import_hf(tmp_path / "hf", tmp_path / "imported", tokenizer=small_data / "tokenizer.json")
+    prepare([str(small_text_file)], tmp_path / "data", tokenizer=str(tmp_path / "imported" / "tokenizer.json"))
+    config = tiny_config(
+        tmp_path / "data", "train.max_iters=40", "train.lr=3e-3", "train.warmup_iters=0", "train.eval_interval=40"
+    )
+    config.model = gptkit.load(tmp_path / "imported").config.model  # the imported shape
+    train(config, tmp_path / "tuned", init_from=tmp_path / "imported", echo=lambda line: None, progress=False)
+    evals = [r["val_loss"] for r in read_metrics(tmp_path / "tuned" / "metrics.jsonl") if r["kind"] == "eval"]
+    assert tok.vocab_size < VOCAB  # the model's vocabulary may be larger than the tokenizer's
+    assert evals[-1] < evals[0] - 0.3
+
+
+@pytest.fixture
+def saved_gpt2(tmp_path):
+    hf_model("gpt2", tied=True).save_pretrained(tmp_path / "hf")
+    return tmp_path / "hf"
+
+
+def rewrite(folder, change) -> None:
+    tensors = load_file(folder / "model.safetensors")
+    change(tensors)
+    save_file(tensors, str(folder / "model.safetensors"))
+
+
+class NotATensor:
+    pass
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing tensor", "has no tensor `transformer.h.1.mlp.c_fc.weight`"),
+        ("wrong shape", "has shape"),
+        ("unknown model_type", "model_type 'bert' is not supported"),
+        ("pickle with objects", "not a plain-tensor checkpoint"),
+        ("no weights", "no model.safetensors"),
+    ],
+)
+def test_corrupt_or_unsupported_checkpoints_are_refused(case, expected, saved_gpt2, tmp_path):
+    if case == "missing tensor":
+        rewrite(saved_gpt2, lambda t: t.pop("transformer.h.1.mlp.c_fc.weight"))
+    elif case == "wrong shape":
+        rewrite(saved_gpt2, lambda t: t.update({"transformer.wte.weight": torch.zeros(VOCAB, 16)}))
+    elif case == "unknown model_type":
+        raw = json.loads((saved_gpt2 / "config.json").read_text())
+        (saved_gpt2 / "config.json").write_text(json.dumps({**raw, "model_type": "bert"}))
+    elif case == "pickle with objects":
+        (saved_gpt2 / "model.safetensors").unlink()
+        with open(saved_gpt2 / "pytorch_model.bin", "wb") as f:
+            pickle.dump({"weight": NotATensor()}, f)
+    else:
+        (saved_gpt2 / "model.safetensors").unlink()
+    with pytest.raises(GptkitError, match=expected) as err:
+        import_hf(saved_gpt2, tmp_path / "run")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run.*"))
+
+
+def test_a_pytorch_bin_of_plain_tensors_imports(saved_gpt2, tmp_path):
+    tensors = load_file(saved_gpt2 / "model.safetensors")
+    (saved_gpt2 / "model.safetensors").unlink()
+    torch.save(tensors, saved_gpt2 / "pytorch_model.bin")
+    import_hf(saved_gpt2, tmp_path / "run", echo=lambda line: None)
+    assert gptkit.load(tmp_path / "run").config.model.n_layer == 2
+
+
+def test_the_command_line_round_trip_and_fine_tune(tmp_path, trained_run, small_text_file, capsys):
+    from gptkit.cli import main
+    from helpers import TINY
+
+    assert main(["export", str(trained_run), "--format", "hf", "--out", str(tmp_path / "hf")]) == 0
+    assert "from_pretrained" in capsys.readouterr().out
+    assert main(["import", str(tmp_path / "hf"), "--out", str(tmp_path / "imported")]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                str(small_text_file),
+                "--tokenizer",
+                str(tmp_path / "imported" / "tokenizer.json"),
+                "--out",
+                str(tmp_path / "data"),
+            ]
+        )
+        == 0
+    )
+    sets = [s for s in TINY if not s.startswith("model.")] + ["train.lr=3e-4", "train.max_iters=5"]
+    assert (
+        main(
+            [
+                "train",
+                "--init-from",
+                str(tmp_path / "imported"),
+                "--data",
+                str(tmp_path / "data"),
+                "--out",
+                str(tmp_path / "tuned"),
+                "--set",
+                *sets,
+            ]
+        )
+        == 0
+    )
+    assert gptkit.load(tmp_path / "tuned").config.model.n_layer == 2
+    assert main(["import", str(tmp_path / "hf"), "--out", str(tmp_path / "imported")]) == 2  # not over a run
+    assert "not empty" in capsys.readouterr().err
