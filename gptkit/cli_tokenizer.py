@@ -26,10 +26,11 @@ def _saved(tok, out: str) -> None:
 
 
 def cmd_train(args) -> None:
-    from gptkit.data.prepare import resolve_inputs
+    from gptkit.data.sources import resolve_sources
     from gptkit.tokenizer.bpe_train import train_bpe
 
-    tok = train_bpe(resolve_inputs(args.paths), args.vocab_size, pattern=args.pattern, specials=args.special)
+    files = [source.path for source in resolve_sources(args.paths)]
+    tok = train_bpe(files, args.vocab_size, pattern=args.pattern, specials=args.special)
     _saved(tok, args.out)
 
 

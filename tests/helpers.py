@@ -24,3 +24,14 @@ def tiny_config(data_dir: Path, *overrides: str) -> RunConfig:
     config = resolve_config(overrides=[*TINY, *overrides])
     config.data = [DataSource(path=str(data_dir))]
     return config
+
+
+def read_split(data_dir: Path, split: str):
+    """All token ids of one split of a prepared folder, in order (shards concatenated)."""
+    import json
+
+    import numpy as np
+
+    meta = json.loads((Path(data_dir) / "meta.json").read_text())
+    shards = [np.fromfile(Path(data_dir) / s["file"], dtype=meta["dtype"]) for s in meta["splits"][split]]
+    return np.concatenate(shards) if shards else np.zeros(0, dtype=meta["dtype"])

@@ -204,8 +204,9 @@ def test_a_pytorch_bin_of_plain_tensors_imports(saved_gpt2, tmp_path):
 
 
 def test_the_command_line_round_trip_and_fine_tune(tmp_path, trained_run, small_text_file, capsys):
-    from gptkit.cli import main
     from helpers import TINY
+
+    from gptkit.cli import main
 
     assert main(["export", str(trained_run), "--format", "hf", "--out", str(tmp_path / "hf")]) == 0
     assert "from_pretrained" in capsys.readouterr().out

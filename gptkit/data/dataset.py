@@ -1,11 +1,14 @@
-"""Random training windows from prepared token files, memory-mapped (never loaded whole).
+"""Random training windows from prepared token shards, memory-mapped (never loaded whole).
 
-`TokenDataset(path)` opens a folder written by `gptkit prepare`; `get_batch(split, ...)` draws `batch_size`
-windows of `block_size + 1` tokens at offsets from a caller-owned `torch.Generator`, so the batch stream is
-deterministic per seed and resumable by saving that generator's state. Targets are inputs shifted by one.
+`TokenDataset(path)` opens a folder written by `gptkit prepare` (its shards, or the single `train.bin` /
+`val.bin` of format 1); `get_batch(split, ...)` draws `batch_size` windows of `block_size + 1` tokens at
+offsets from a caller-owned `torch.Generator`, uniformly over all windows of all shards, so the batch stream
+is deterministic per seed and resumable by saving that generator's state. Targets are inputs shifted by one.
+`windows(split, block_size)` walks a split in order, for evaluation.
 """
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +19,18 @@ from gptkit.errors import GptkitError
 SPLITS = ("train", "val")
 
 
-class TokenDataset:
-    """A prepared dataset folder: `train.bin`, `val.bin`, `meta.json`, `tokenizer.json`."""
+def _to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    if device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    return x.to(device), y.to(device)
 
-    def __init__(self, path):
+
+class TokenDataset:
+    """A prepared dataset folder: token shards per split, `meta.json`, `tokenizer.json`."""
+
+    def __init__(self, path, name: str | None = None):
         self.path = Path(path)
+        self.name = name or self.path.name
         meta_path = self.path / "meta.json"
         if not meta_path.is_file():
             raise GptkitError(
@@ -30,49 +40,76 @@ class TokenDataset:
         try:
             self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
             dtype = np.dtype(self.meta["dtype"])
-            counts = {split: int(self.meta[f"{split}_tokens"]) for split in SPLITS}
             int(self.meta["vocab_size"])
+            listed = self.meta.get("splits") or {
+                split: [{"file": f"{split}.bin", "tokens": int(self.meta[f"{split}_tokens"])}] for split in SPLITS
+            }
+            listed = {split: [(s["file"], int(s["tokens"])) for s in listed[split]] for split in SPLITS}
         except (ValueError, KeyError, TypeError) as err:
             raise GptkitError(
                 f"{meta_path}: damaged ({type(err).__name__}: {err}); run `gptkit prepare` again"
             ) from None
-        self.splits = {}
+        self.shards: dict[str, list[np.ndarray]] = {}
         for split in SPLITS:
-            file = self.path / f"{split}.bin"
-            if not file.is_file():
-                raise GptkitError(f"--data {self.path}: {file.name} is missing; run `gptkit prepare` again")
-            count = file.stat().st_size // dtype.itemsize
-            if count != counts[split]:
-                raise GptkitError(
-                    f"--data {self.path}: {file.name} has {count} tokens but meta.json says "
-                    f"{counts[split]}; run `gptkit prepare` again"
-                )
-            self.splits[split] = np.memmap(file, dtype=dtype, mode="r") if count else np.zeros(0, dtype)
+            self.shards[split] = []
+            for file_name, tokens in listed[split]:
+                file = self.path / file_name
+                if not file.is_file():
+                    raise GptkitError(f"--data {self.path}: {file_name} is missing; run `gptkit prepare` again")
+                count = file.stat().st_size // dtype.itemsize
+                if count != tokens:
+                    raise GptkitError(
+                        f"--data {self.path}: {file_name} has {count} tokens but meta.json says {tokens}; "
+                        "the shard is incomplete or damaged; run `gptkit prepare` again"
+                    )
+                if count:
+                    self.shards[split].append(np.memmap(file, dtype=dtype, mode="r"))
 
     @property
     def vocab_size(self) -> int:
         return int(self.meta["vocab_size"])
 
     def num_tokens(self, split: str) -> int:
-        return len(self.splits[split])
+        return sum(len(shard) for shard in self.shards[split])
+
+    def has_windows(self, split: str, block_size: int) -> bool:
+        return any(len(shard) > block_size for shard in self.shards[split])
 
     def check_block_size(self, split: str, block_size: int) -> None:
         """Refuse a split too short to hold one window, naming the setting to change."""
-        if self.num_tokens(split) <= block_size:
+        if not self.has_windows(split, block_size):
             raise GptkitError(
-                f"--data {self.path}: the {split} split has {self.num_tokens(split)} tokens, not more than "
-                f"`model.block_size`={block_size}; use more text, a smaller block_size, or another --val-fraction"
+                f"--data {self.path}: the {split} split has no shard longer than `model.block_size`={block_size} "
+                f"({self.num_tokens(split)} tokens); use more text, a smaller block_size, or another --val-fraction"
             )
 
     def get_batch(
         self, split: str, batch_size: int, block_size: int, generator: torch.Generator, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw inputs and targets, both (B, T) int64 on `device`; `generator` decides the offsets."""
-        data = self.splits[split]
-        starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
-        rows = starts[:, None].numpy() + np.arange(block_size + 1)  # (B, T+1) indices into the file
-        window = torch.from_numpy(data[rows].astype(np.int64))  # one gather, one copy
-        x, y = window[:, :-1], window[:, 1:]
-        if device.type == "cuda":
-            return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-        return x.to(device), y.to(device)
+        shards = [s for s in self.shards[split] if len(s) > block_size]
+        if len(shards) == 1:
+            data = shards[0]
+            starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+            rows = starts[:, None].numpy() + np.arange(block_size + 1)  # (B, T+1) indices into the shard
+            window = torch.from_numpy(data[rows].astype(np.int64))  # one gather, one copy
+        else:
+            counts = np.array([len(s) - block_size for s in shards])
+            starts = torch.randint(int(counts.sum()), (batch_size,), generator=generator).numpy()
+            which = np.searchsorted(np.cumsum(counts), starts, side="right")  # the shard of each window
+            offsets = starts - np.concatenate([[0], np.cumsum(counts)[:-1]])[which]
+            window = torch.from_numpy(
+                np.stack([shards[w][o : o + block_size + 1] for w, o in zip(which, offsets)]).astype(np.int64)
+            )
+        return _to_device(window[:, :-1], window[:, 1:], device)
+
+    def windows(self, split: str, block_size: int, max_tokens: int | None = None) -> Iterator[np.ndarray]:
+        """Consecutive non-overlapping windows of `block_size + 1` tokens (the last one may be shorter)."""
+        seen = 0
+        for shard in self.shards[split]:
+            for start in range(0, len(shard) - 1, block_size):
+                if max_tokens is not None and seen >= max_tokens:
+                    return
+                window = np.asarray(shard[start : start + block_size + 1], dtype=np.int64)
+                seen += len(window) - 1
+                yield window

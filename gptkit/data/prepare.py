@@ -1,97 +1,171 @@
-"""`gptkit prepare`: text files, folders or a bundled dataset name -> token files a trainer can memmap.
+"""`gptkit prepare`: text files, folders, .jsonl or .gz -> token shards and a manifest, streaming.
 
-Writes `train.bin` and `val.bin` (uint16, or uint32 when the vocabulary needs it), `tokenizer.json`, and
-`meta.json` (last, so a folder with `meta.json` is complete). Each file is a document; `<|endoftext|>` goes
-between documents when the tokenizer has it. The split is by characters of all documents together, the
-first (1 - val_fraction) for training, as nanoGPT does. Inputs are read whole here;
-it does not stream corpora larger than memory. Entry point: `prepare(paths, out_dir, ...)`.
+Two passes over the input, each in bounded blocks so memory does not grow with the corpus: the first counts
+characters (and, for a new char tokenizer, collects the alphabet) and hashes every file; the second encodes
+blocks in a pool of worker processes, in order, into shards of bounded size. Each file (or JSON line) is a
+document; `<|endoftext|>` goes between documents when the tokenizer has it. The last `val_fraction` of all
+characters is the validation split, as nanoGPT splits Tiny Shakespeare. `meta.json` is written last and a
+re-run deletes it first, so a folder with a manifest is always complete. Entry point: `prepare`.
 """
 
-import hashlib
 import json
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import regex
 
-from gptkit.atomic import atomic_write_text, replacing
+from gptkit.atomic import atomic_write_text
+from gptkit.data.shards import SHARD_TOKENS, ShardWriter, remove_outputs, token_dtype
+from gptkit.data.sources import BUNDLED, Source, iter_documents, resolve_sources
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
+from gptkit.tokenizer.bpe import BPETokenizer
 from gptkit.tokenizer.char import CharTokenizer
+from gptkit.tokenizer.patterns import PATTERNS
 
 META_FILE = "meta.json"
+FORMAT_VERSION = 2
 EOT = "<|endoftext|>"  # put between documents when the tokenizer has it
-FORMAT_VERSION = 1
-BUNDLED = {"shakespeare": Path(__file__).parent / "tinyshakespeare.txt"}
+JOB_CHARS = 1 << 20  # characters of text per encoding job
+__all__ = ["BUNDLED", "prepare"]
+
+# A space between two letters is a chunk boundary under the gpt2 and gpt4 patterns (the word before ends at
+# its last letter; " word" starts a new chunk), so a document can be cut there and encoded in pieces.
+_SAFE_CUT = regex.compile(r"\p{L}(?= \p{L})")
 
 
-@dataclass
-class SourceText:
-    path: Path
-    text: str
-    num_bytes: int
-    sha256: str
+def safe_cut(text: str, limit: int) -> int:
+    """A position <= limit where `text` may be cut without changing its BPE encoding, or 0 if none nearby."""
+    window = max(0, limit - 65536)
+    last = 0
+    for match in _SAFE_CUT.finditer(text, window, limit):
+        last = match.end()
+    return last
 
 
-def resolve_inputs(paths: list[str]) -> list[Path]:
-    """Expand the user's arguments into an ordered list of files (folders recursively, hidden files skipped)."""
-    if not paths:
-        raise GptkitError("prepare: give at least one text file, folder, or bundled dataset name (shakespeare)")
-    files: list[Path] = []
-    for arg in paths:
-        path = Path(arg)
-        if path.is_file():
-            files.append(path)
-        elif path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-            if not found:
-                raise GptkitError(f"{path}: the folder has no files; point at a folder of text files")
-            files.extend(found)
-        elif arg in BUNDLED:
-            files.append(BUNDLED[arg])
+# -- worker side -------------------------------------------------------------------------------------------
+
+_WORKER_TOKENIZER = None
+
+
+def _init_worker(tokenizer_dict: dict) -> None:
+    global _WORKER_TOKENIZER
+    _WORKER_TOKENIZER = _tokenizer_from_dict(tokenizer_dict)
+
+
+def _tokenizer_from_dict(raw: dict):
+    return CharTokenizer.from_dict(raw) if raw["type"] == "char" else BPETokenizer.from_dict(raw)
+
+
+def encode_job(job: list, tok=None) -> np.ndarray:
+    """Encode a job: a list of text pieces (str) and end-of-document ids (int), in order."""
+    tok = tok or _WORKER_TOKENIZER
+    parts = []
+    for item in job:
+        if isinstance(item, int):
+            parts.append(np.array([item], dtype=np.int64))
+        elif isinstance(tok, CharTokenizer):
+            parts.append(tok.encode_array(item))
         else:
-            raise GptkitError(
-                f"{arg}: no such file or folder; pass text files, a folder, or a bundled name ({', '.join(BUNDLED)})"
-            )
-    return files
+            parts.append(np.array(tok.encode(item), dtype=np.int64))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def read_text(path: Path) -> SourceText:
-    """Read one UTF-8 file, refusing empty and binary files with a message naming the file and byte offset."""
-    raw = path.read_bytes()
-    if not raw:
-        raise GptkitError(f"{path}: the file is empty; remove it from the inputs")
-    nul = raw.find(b"\x00")
-    if nul >= 0:
-        raise GptkitError(f"{path}: looks binary (NUL byte at offset {nul}); pass UTF-8 text files only")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise GptkitError(
-            f"{path}: not UTF-8 text (invalid byte 0x{raw[err.start]:02x} at offset {err.start}); "
-            "convert it to UTF-8 or leave it out"
-        ) from None
-    return SourceText(path, text, len(raw), hashlib.sha256(raw).hexdigest())
+# -- main side ---------------------------------------------------------------------------------------------
 
 
-def _encode_document(tok, text: str, path: Path) -> list[int]:
-    try:
-        return tok.encode(text) if text else []
-    except GptkitError as err:
-        raise GptkitError(f"{path}: {err}") from None
+def _jobs(
+    sources: list[Source], text_field: str, split_at: int, separator: int | None, newline_separator: bool, cut: str
+) -> Iterator:
+    """(split, job) pairs in corpus order; a job holds about JOB_CHARS characters of one split.
+
+    `cut` says where a long document may be cut into jobs: "anywhere" (char tokenizers), "words" (the gpt2
+    and gpt4 patterns, see `safe_cut`) or "never". `separator` goes between documents; a newline separator
+    (char tokenizers) only after a document that does not already end with one.
+    """
+    position, first, ends_with_newline = 0, True, False
+    current: dict[str, list] = {"train": [], "val": []}
+    size = {"train": 0, "val": 0}
+
+    def add(split: str, item) -> Iterator:
+        current[split].append(item)
+        size[split] += len(item) if isinstance(item, str) else 0
+        if size[split] >= JOB_CHARS:
+            yield split, current[split]
+            current[split], size[split] = [], 0
+
+    for source in sources:
+        for blocks in iter_documents(source, text_field):
+            if not first and separator is not None and not (newline_separator and ends_with_newline):
+                yield from add("train" if position <= split_at else "val", separator)
+            first = False
+            pending = ""
+            for block in blocks:
+                pending += block
+                while len(pending) > JOB_CHARS:
+                    at = {"anywhere": JOB_CHARS, "words": safe_cut(pending, JOB_CHARS), "never": 0}[cut]
+                    if not at:
+                        break
+                    yield from _route(add, pending[:at], position, split_at)
+                    position += at
+                    ends_with_newline = pending[at - 1] == "\n"
+                    pending = pending[at:]
+            if pending:
+                yield from _route(add, pending, position, split_at)
+                position += len(pending)
+                ends_with_newline = pending.endswith("\n")
+    for split in ("train", "val"):
+        if current[split]:
+            yield split, current[split]
 
 
-def token_dtype(vocab_size: int) -> np.dtype:
-    return np.dtype(np.uint16) if vocab_size <= 2**16 else np.dtype(np.uint32)
+def _route(add, text: str, position: int, split_at: int) -> Iterator:
+    """Send `text` (starting at corpus character `position`) to train, val, or both around `split_at`."""
+    cut = min(max(split_at - position, 0), len(text))
+    if cut:
+        yield from add("train", text[:cut])
+    if cut < len(text):
+        yield from add("val", text[cut:])
 
 
-def write_tokens(path: Path, ids: list[int], dtype: np.dtype) -> None:
-    with replacing(path) as tmp:
-        np.asarray(ids, dtype=dtype).tofile(tmp)
+def _scan(sources: list[Source], text_field: str, tok) -> int:
+    """First pass: characters in all documents, each source's alphabet (char tokenizers), sha256 and sizes;
+    text a given tokenizer cannot encode is refused here, with the file it is in."""
+    total = 0
+    specials = list(tok.specials) if isinstance(tok, BPETokenizer) else []
+    keep = max((len(s) for s in specials), default=1) - 1
+    for source in sources:
+        for blocks in iter_documents(source, text_field):
+            tail = ""
+            for block in blocks:
+                if tok is None or isinstance(tok, CharTokenizer):
+                    source.alphabet.update(block)
+                for special in specials:  # a special token's text in the data would be an error when encoding
+                    at = (tail + block).find(special)
+                    if at >= 0:
+                        raise GptkitError(
+                            f"{source.path}: the text contains the special token {special!r}; remove it, or use a "
+                            "tokenizer without that special token"
+                        )
+                tail = block[-keep:] if keep else ""
+        total += source.characters
+        if isinstance(tok, CharTokenizer) and tok.unknown is None:
+            missing = sorted(source.alphabet - set(tok.chars))
+            if missing:
+                raise GptkitError(
+                    f"{source.path}: character {missing[0]!r} (U+{ord(missing[0]):04X}) is not in the tokenizer's "
+                    f"vocabulary ({len(missing)} such); prepare with a tokenizer that covers this text"
+                )
+    return total
+
+
+def _new_char_tokenizer(sources: list[Source], unknown_char: str | None) -> CharTokenizer:
+    alphabet = set().union(*(s.alphabet for s in sources))
+    multi_doc = sum(s.documents for s in sources) > 1  # documents are then separated by newlines
+    return CharTokenizer.from_text("".join(sorted(alphabet)) + ("\n" if multi_doc else ""), unknown=unknown_char)
 
 
 def prepare(
@@ -101,57 +175,94 @@ def prepare(
     tokenizer: str = "char",
     val_fraction: float = 0.1,
     unknown_char: str | None = None,
+    text_field: str = "text",
+    workers: int = 1,
+    shard_tokens: int = SHARD_TOKENS,
 ) -> dict:
-    """Tokenize `paths` into `out_dir`; returns the metadata written to `meta.json`.
+    """Tokenize `paths` into `out_dir`; returns the manifest written to `meta.json`.
 
     Args:
-        paths: text files, folders, or bundled dataset names.
-        out_dir: folder to write into (created if missing).
+        paths: text files (.txt, .jsonl, optionally .gz), folders, or bundled dataset names.
+        out_dir: folder to write into (created if missing; a previous prepare there is replaced).
         tokenizer: "char" to build a character vocabulary from this text, or the path of a saved tokenizer
             (a `tokenizer.json`, or a data/run folder holding one) to reuse, e.g. for fine-tuning data.
-        val_fraction: share of the text (by characters, from the end) held out for validation.
+        val_fraction: share of all characters (from the end) held out for validation.
         unknown_char: for a new char tokenizer, a character that unseen characters map to at encode time.
+        text_field: the field of each JSON line that holds its text.
+        workers: encoding processes (1 = encode in this process).
+        shard_tokens: tokens per shard file at most.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise GptkitError(f"--val-fraction {val_fraction}: must be in [0, 1), e.g. 0.1")
-    sources = [read_text(p) for p in resolve_inputs(paths)]
+    if workers < 1:
+        raise GptkitError(f"--workers {workers}: must be at least 1")
+    sources = resolve_sources(paths)
     tok = load_tokenizer(tokenizer) if tokenizer != "char" else None
-    eot = getattr(tok, "specials", {}).get(EOT)
-    texts = [s.text for s in sources]
-    if eot is None:  # no separator token: a newline keeps one file's last line from running into the next
-        texts = [t if t.endswith("\n") or i == len(texts) - 1 else t + "\n" for i, t in enumerate(texts)]
+    total = _scan(sources, text_field, tok)
+    if total == 0:
+        raise GptkitError(f"prepare: the inputs hold no text (checked {len(sources)} file(s)); pass text files")
     if tok is None:
-        tok = CharTokenizer.from_text("".join(texts), unknown=unknown_char)
-
-    total = sum(len(t) for t in texts)
+        tok = _new_char_tokenizer(sources, unknown_char)
+    multi_doc = sum(s.documents for s in sources) > 1
+    if isinstance(tok, BPETokenizer):
+        separator = tok.specials.get(EOT)
+        cut = "words" if tok.pattern in (PATTERNS["gpt2"], PATTERNS["gpt4"]) else "never"
+    else:
+        separator = tok.encode("\n")[0] if multi_doc and "\n" in tok.stoi else None
+        cut = "anywhere"
     split_at = int(total * (1.0 - val_fraction))
-    train_ids: list[int] = []
-    val_ids: list[int] = []
-    offset = 0
-    for index, (source, text) in enumerate(zip(sources, texts)):
-        cut = min(max(split_at - offset, 0), len(text))
-        train_ids.extend(_encode_document(tok, text[:cut], source.path))
-        val_ids.extend(_encode_document(tok, text[cut:], source.path))
-        offset += len(text)
-        if eot is not None and index < len(texts) - 1:
-            (train_ids if offset <= split_at else val_ids).append(eot)
     dtype = token_dtype(tok.vocab_size)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_tokens(out / "train.bin", train_ids, dtype)
-    write_tokens(out / "val.bin", val_ids, dtype)
+    remove_outputs(out)
+    writers = {split: ShardWriter(out, split, dtype, shard_tokens) for split in ("train", "val")}
+    try:
+        jobs = _jobs(sources, text_field, split_at, separator, isinstance(tok, CharTokenizer), cut)
+        for split, ids in _encoded(jobs, tok, workers):
+            writers[split].write(ids)
+        shards = {split: writer.close() for split, writer in writers.items()}
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
     tok.save(out / TOKENIZER_FILE)
+    counts = {split: sum(s["tokens"] for s in shards[split]) for split in shards}
     meta = {
         "format_version": FORMAT_VERSION,
         "tokenizer": TOKENIZER_FILE,
         "vocab_size": tok.vocab_size,
         "dtype": dtype.name,
-        "train_tokens": len(train_ids),
-        "val_tokens": len(val_ids),
+        "train_tokens": counts["train"],
+        "val_tokens": counts["val"],
         "val_fraction": val_fraction,
         "characters": total,
-        "sources": [{"path": str(s.path), "bytes": s.num_bytes, "sha256": s.sha256} for s in sources],
+        "documents": sum(s.documents for s in sources),
+        "separator": separator,
+        "splits": shards,
+        "sources": [s.manifest() for s in sources],
     }
     atomic_write_text(out / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False))
     return meta
+
+
+def _encoded(jobs: Iterator, tok, workers: int) -> Iterator[tuple[str, np.ndarray]]:
+    """Encoded jobs in order; with workers > 1, at most 2 jobs per worker are in flight (bounded memory)."""
+    if workers == 1:
+        for split, job in jobs:
+            yield split, _encode_in_main(job, tok)
+        return
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(tok.to_dict(),)) as pool:
+        pending: deque = deque()
+        for split, job in jobs:
+            pending.append((split, pool.submit(encode_job, job)))
+            if len(pending) >= 2 * workers:
+                done_split, future = pending.popleft()
+                yield done_split, future.result()
+        while pending:
+            done_split, future = pending.popleft()
+            yield done_split, future.result()
+
+
+def _encode_in_main(job: list, tok) -> np.ndarray:
+    return encode_job(job, tok)

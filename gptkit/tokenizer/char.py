@@ -7,6 +7,8 @@ Entry points: `CharTokenizer.from_text(text)`, `.encode`, `.decode`, `.save`, `C
 
 import json
 
+import numpy as np
+
 from gptkit.atomic import atomic_write_text
 from gptkit.errors import GptkitError
 
@@ -64,6 +66,20 @@ class CharTokenizer:
             "vocabulary; remove it from the text, or prepare the data with --unknown-char to map unseen characters",
             bad,
         )
+
+    def encode_array(self, text: str) -> np.ndarray:
+        """`encode` for long texts, vectorised with numpy: int64 ids (B,) of each character."""
+        if self.chars != sorted(self.chars):  # a vocabulary from elsewhere, not in code-point order
+            return np.array(self.encode(text), dtype=np.int64)
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        alphabet = np.array([ord(c) for c in self.chars], dtype=np.uint32)  # sorted: chars are in code-point order
+        ids = np.searchsorted(alphabet, codes)
+        unseen = (ids >= len(alphabet)) | (alphabet[np.minimum(ids, len(alphabet) - 1)] != codes)
+        if unseen.any():
+            if self.unknown is None:
+                self.encode(text[int(np.argmax(unseen))])  # raises the usual error for that character
+            ids[unseen] = self.stoi[self.unknown]
+        return ids.astype(np.int64)
 
     def decode(self, ids) -> str:
         chars = self.chars

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import read_split
 
 from gptkit.data.dataset import TokenDataset
 from gptkit.errors import GptkitError
@@ -12,7 +13,7 @@ def test_batches_are_windows_of_the_file_with_targets_shifted_by_one(small_data)
     x, y = ds.get_batch("train", 4, 16, g, torch.device("cpu"))
     assert x.shape == y.shape == (4, 16) and x.dtype == torch.int64
     assert torch.equal(x[:, 1:], y[:, :-1])
-    data = np.fromfile(small_data / "train.bin", dtype=np.uint16)
+    data = read_split(small_data, "train")
     for row in x:  # every row is a contiguous slice of the token file
         starts = np.flatnonzero(data[: len(data) - 16] == int(row[0]))
         assert any(np.array_equal(data[s : s + 16], row.numpy()) for s in starts)

@@ -4,15 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import read_split
 
 from gptkit.data.prepare import prepare
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import load_tokenizer
-
-
-def read_split(out, split):
-    meta = json.loads((out / "meta.json").read_text())
-    return np.fromfile(out / f"{split}.bin", dtype=meta["dtype"])
 
 
 def test_bundled_shakespeare_splits_like_nanogpt(tmp_path):

@@ -1,0 +1,58 @@
+"""Several prepared datasets sampled by weight, row by row, from one generator (deterministic, resumable).
+
+Training on datasets one after another makes a model forget the first (catastrophic forgetting);
+interleaving them by weight keeps both. `Mixture.get_batch` picks a dataset for every row of the batch with
+probability proportional to its weight, then a window from it. All datasets must share one tokenizer.
+Entry point: `Mixture(datasets, weights)`.
+"""
+
+import json
+import math
+
+import torch
+
+from gptkit.data.dataset import TokenDataset
+from gptkit.errors import GptkitError
+from gptkit.tokenizer import TOKENIZER_FILE
+
+
+def check_same_tokenizer(datasets: list[TokenDataset]) -> None:
+    """Refuse datasets prepared with different tokenizers: their ids mean different things."""
+    first = datasets[0]
+    reference = json.loads((first.path / TOKENIZER_FILE).read_text(encoding="utf-8"))
+    for other in datasets[1:]:
+        if json.loads((other.path / TOKENIZER_FILE).read_text(encoding="utf-8")) != reference:
+            raise GptkitError(
+                f"--data {other.path} was prepared with a different tokenizer than {first.path}; prepare both with "
+                f"the same one (`gptkit prepare ... --tokenizer {first.path / TOKENIZER_FILE}`)"
+            )
+
+
+class Mixture:
+    """Weighted sampling over datasets; one dataset behaves exactly like that dataset alone."""
+
+    def __init__(self, datasets: list[TokenDataset], weights: list[float]):
+        if not datasets or len(datasets) != len(weights):
+            raise GptkitError("data: give one weight per dataset")
+        if any(not math.isfinite(w) or w < 0 for w in weights) or not sum(weights) > 0:
+            raise GptkitError(f"data weights {weights}: each must be >= 0 and finite, and their sum positive")
+        check_same_tokenizer(datasets)
+        self.datasets = datasets
+        total = sum(weights)
+        self.probs = torch.tensor([w / total for w in weights], dtype=torch.float64)
+
+    def get_batch(self, split, batch_size, block_size, generator, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) inputs and targets; row i comes from dataset `choice[i]`, drawn by weight."""
+        if len(self.datasets) == 1:
+            return self.datasets[0].get_batch(split, batch_size, block_size, generator, device)
+        choice = torch.multinomial(self.probs, batch_size, replacement=True, generator=generator)  # (B,)
+        x = torch.empty((batch_size, block_size), dtype=torch.long)
+        y = torch.empty((batch_size, block_size), dtype=torch.long)
+        for index, dataset in enumerate(self.datasets):
+            rows = (choice == index).nonzero().flatten()
+            if len(rows):
+                xs, ys = dataset.get_batch(split, len(rows), block_size, generator, torch.device("cpu"))
+                x[rows], y[rows] = xs, ys
+        if device.type == "cuda":
+            return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+        return x.to(device), y.to(device)

@@ -1,0 +1,181 @@
+"""Input text for `prepare`: files, folders, bundled names -> documents, streamed in blocks, never whole.
+
+Kinds: plain text (`.txt`, `.md`, anything else; one file = one document) and JSON lines (`.jsonl`, one
+record = one document, its text under `--field`), each optionally gzip-compressed (`.gz`). Folders are read
+recursively in sorted order, hidden files skipped. Reading hashes the raw file bytes on the way (sha256 in
+the manifest) and refuses empty, binary and non-UTF-8 input with the file and byte offset.
+Entry points: `resolve_sources`, `iter_documents`.
+"""
+
+import codecs
+import gzip
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gptkit.errors import GptkitError
+
+BUNDLED = {
+    "shakespeare": Path(__file__).parent / "tinyshakespeare.txt",
+    "warandpeace": Path(__file__).parent / "war_and_peace.txt",
+}
+READ_BYTES = 1 << 20  # raw bytes read at a time
+
+
+@dataclass
+class Source:
+    """One input file and what reading it found (filled in as it is read)."""
+
+    path: Path
+    jsonl: bool = False
+    compressed: bool = False
+    num_bytes: int = 0
+    sha256: str = ""
+    characters: int = 0
+    documents: int = 0
+    alphabet: set = field(default_factory=set, repr=False)
+
+    def manifest(self) -> dict:
+        return {
+            "path": str(self.path),
+            "bytes": self.num_bytes,
+            "sha256": self.sha256,
+            "characters": self.characters,
+            "documents": self.documents,
+        }
+
+
+def _source(path: Path) -> Source:
+    suffixes = [s.lower() for s in path.suffixes]
+    compressed = bool(suffixes) and suffixes[-1] == ".gz"
+    kind = suffixes[-2] if compressed and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+    return Source(path, jsonl=kind == ".jsonl", compressed=compressed)
+
+
+def resolve_sources(paths: list[str]) -> list[Source]:
+    """Expand the user's arguments into sources (folders recursively, hidden files skipped)."""
+    if not paths:
+        raise GptkitError("prepare: give at least one text file, folder, or bundled dataset name (shakespeare)")
+    files: list[Path] = []
+    for arg in paths:
+        path = Path(arg)
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not found:
+                raise GptkitError(f"{path}: the folder has no files; point at a folder of text files")
+            files.extend(found)
+        elif arg in BUNDLED:
+            files.append(BUNDLED[arg])
+        else:
+            raise GptkitError(
+                f"{arg}: no such file or folder; pass text files, a folder, or a bundled name ({', '.join(BUNDLED)})"
+            )
+    return [_source(p) for p in files]
+
+
+class _HashingReader(io.RawIOBase):
+    """A file whose raw bytes are hashed and counted as they are read (also under gzip)."""
+
+    def __init__(self, raw, source: Source):
+        self.raw, self.source, self.hasher = raw, source, hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self.raw.readinto(buffer)
+        if count:
+            self.hasher.update(memoryview(buffer)[:count])
+            self.source.num_bytes += count
+        return count
+
+
+def _text_blocks(source: Source) -> Iterator[str]:
+    """The file's text in blocks of about READ_BYTES, decoded strictly as UTF-8."""
+    source.num_bytes = 0
+    with open(source.path, "rb") as raw:
+        hashing = _HashingReader(raw, source)
+        stream = gzip.GzipFile(fileobj=hashing) if source.compressed else io.BufferedReader(hashing)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        offset = 0
+        try:
+            while True:
+                data = stream.read(READ_BYTES)
+                final = not data
+                nul = data.find(b"\x00")  # checked first: NUL is valid UTF-8 but means a binary file
+                if nul >= 0:
+                    raise GptkitError(
+                        f"{source.path}: looks binary (NUL byte at offset {offset + nul}); pass UTF-8 text files only"
+                    )
+                try:
+                    text = decoder.decode(data, final=final)
+                except UnicodeDecodeError as err:  # err.object = bytes held over from the last read + data
+                    at = offset - (len(err.object) - len(data)) + err.start
+                    raise GptkitError(
+                        f"{source.path}: not UTF-8 text (invalid byte 0x{err.object[err.start]:02x} at offset {at}); "
+                        "convert it to UTF-8 or leave it out"
+                    ) from None
+                offset += len(data)
+                if text:
+                    yield text
+                if final:
+                    break
+        except (OSError, EOFError) as err:
+            raise GptkitError(f"{source.path}: cannot read it ({type(err).__name__}: {err})") from None
+    if offset == 0:
+        raise GptkitError(f"{source.path}: the file is empty; remove it from the inputs")
+    source.sha256 = hashing.hasher.hexdigest()
+
+
+def _jsonl_documents(source: Source, text_field: str) -> Iterator[str]:
+    """The `text_field` of each JSON line (blank lines skipped)."""
+    pending, number = "", 0
+    for block in _text_blocks(source):
+        lines = (pending + block).split("\n")
+        pending = lines.pop()
+        for line in lines:
+            number += 1
+            if line.strip():
+                yield _record_text(source, line, number, text_field)
+    number += 1
+    if pending.strip():
+        yield _record_text(source, pending, number, text_field)
+
+
+def _record_text(source: Source, line: str, number: int, text_field: str) -> str:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise GptkitError(f"{source.path}:{number}: not a JSON object ({err.msg}); fix the line") from None
+    if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+        fields = ", ".join(record) if isinstance(record, dict) else type(record).__name__
+        raise GptkitError(f"{source.path}:{number}: no text field {text_field!r} (found: {fields}); pass --field NAME")
+    return record[text_field]
+
+
+def iter_documents(source: Source, text_field: str = "text") -> Iterator[list[str] | Iterator[str]]:
+    """Each document of `source` as an iterable of text blocks, counting characters and documents on the way."""
+    source.characters = source.documents = 0
+    if source.jsonl:
+        for text in _jsonl_documents(source, text_field):
+            source.characters += len(text)
+            source.documents += 1
+            yield [text]
+    else:
+        source.documents = 1
+        yield _counted(_text_blocks(source), source)
+
+
+def _counted(blocks: Iterator[str], source: Source) -> Iterator[str]:
+    for block in blocks:
+        source.characters += len(block)
+        yield block
