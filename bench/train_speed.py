@@ -16,7 +16,8 @@ from gptkit.config import DataSource, resolve_config
 from gptkit.data.prepare import prepare
 from gptkit.model import GPT
 from gptkit.runtime import measure_peak_flops, pick_device, resolve_dtype, synchronize
-from gptkit.train.loop import open_data, train_step
+from gptkit.train.data import TrainingData
+from gptkit.train.loop import train_step
 from gptkit.train.optim import build_optimizer
 
 
@@ -33,7 +34,7 @@ def main() -> None:
         prepare(["shakespeare"], tmp)
         config = resolve_config(preset=args.preset, overrides=[f"train.device={args.device}"])
         config.data = [DataSource(path=tmp)]
-        dataset = open_data(config)
+        data = TrainingData(config)
         cfg = config.train
         device = pick_device(cfg.device)
         dtype = resolve_dtype(cfg.dtype, device)
@@ -45,7 +46,7 @@ def main() -> None:
         generator = torch.Generator().manual_seed(cfg.seed)
 
         def next_batch():
-            return dataset.get_batch("train", cfg.batch_size, config.model.block_size, generator, device)
+            return data.batch(0, cfg.batch_size, config.model.block_size, generator, device)
 
         began = time.perf_counter()
         for _ in range(args.warmup):

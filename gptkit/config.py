@@ -1,6 +1,7 @@
 """Configuration as data: typed dataclasses, TOML files, named presets and `--set key=value` overrides.
 
-`RunConfig` = `GPTConfig` (the network) + `TrainConfig` (the loop) + `data` (prepared datasets). Values are
+`RunConfig` = `GPTConfig` (the network) + `TrainConfig` (the loop) + `data` (prepared datasets, mixed by
+weight) + optional `stages` (sequential phases, each with its own data). Values are
 resolved in this order, later wins: dataclass defaults < preset < TOML file < `--set`. Key names follow
 nanoGPT's where one exists. An unknown key is an error listing the valid ones. This module does no I/O
 beyond reading a TOML file and knows nothing of torch.
@@ -119,8 +120,21 @@ class TrainConfig:
 class DataSource:
     """One prepared dataset (a directory written by `gptkit prepare`)."""
 
-    path: str = _doc("", "directory with train.bin, val.bin, meta.json and tokenizer.json")
+    path: str = _doc("", "directory written by `gptkit prepare` (token shards, meta.json, tokenizer.json)")
     weight: float = _doc(1.0, "sampling weight when several datasets are mixed")
+    name: str = _doc("", "label in logs and metrics (val_loss.NAME); default: the folder's name")
+
+    @property
+    def label(self) -> str:
+        return self.name or Path(self.path).name
+
+
+@dataclass
+class StageConfig:
+    """One stage of sequential training: `steps` optimizer steps on its own data (mixture)."""
+
+    steps: int = _doc(0, "optimizer steps in this stage")
+    data: list[DataSource] = field(default_factory=list)
 
 
 @dataclass
@@ -130,11 +144,29 @@ class RunConfig:
     model: GPTConfig = field(default_factory=GPTConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: list[DataSource] = field(default_factory=list)
+    stages: list[StageConfig] = field(default_factory=list)
     preset: str = ""
 
     def validate(self) -> None:
         self.model.validate()
         self.train.validate()
+        for number, stage in enumerate(self.stages, 1):
+            if stage.steps <= 0 or not stage.data:
+                raise GptkitError(f"[[stages]] #{number}: needs `steps` > 0 and at least one `data` entry")
+        if self.stages and sum(s.steps for s in self.stages) != self.train.max_iters:
+            raise GptkitError(
+                f"[[stages]]: the stages' steps add up to {sum(s.steps for s in self.stages)}, but "
+                f"`train.max_iters`={self.train.max_iters}; make them equal"
+            )
+
+    def all_data(self) -> list[DataSource]:
+        """Every dataset the run uses, in order of first use, each once (by path)."""
+        seen, result = set(), []
+        for source in [*self.data, *(d for stage in self.stages for d in stage.data)]:
+            if source.path not in seen:
+                seen.add(source.path)
+                result.append(source)
+        return result
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -144,6 +176,9 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, raw: dict, *, source: str = "config") -> "RunConfig":
+        raw = dict(raw)
+        if not raw.get("stages"):
+            raw.pop("stages", None)
         config = cls()
         apply_dict(config, raw, source=source)
         return config
@@ -167,10 +202,12 @@ def apply_dict(config: RunConfig, raw: dict, *, source: str) -> None:
                 _set_field(getattr(config, key), key, name, item, source=source)
         elif key == "data":
             config.data = _parse_data(value, source=source)
+        elif key == "stages":
+            config.stages = _parse_stages(value, source=source)
         elif key == "preset":
             config.preset = str(value)
         else:
-            raise GptkitError(f"{source}: unknown section `{key}`; valid sections: model, train, data, preset")
+            raise GptkitError(f"{source}: unknown section `{key}`; valid sections: model, train, data, stages, preset")
 
 
 def _parse_data(value, *, source: str) -> list[DataSource]:
@@ -181,11 +218,26 @@ def _parse_data(value, *, source: str) -> list[DataSource]:
     for entry in entries:
         if isinstance(entry, str):
             entry = {"path": entry}
-        unknown = set(entry) - {"path", "weight"}
+        unknown = set(entry) - {"path", "weight", "name"} if isinstance(entry, dict) else {"?"}
         if unknown or "path" not in entry:
-            raise GptkitError(f"{source}: each [[data]] entry needs `path` (and optional `weight`), got {entry!r}")
-        parsed.append(DataSource(path=str(entry["path"]), weight=float(entry.get("weight", 1.0))))
+            raise GptkitError(f"{source}: each [[data]] entry needs `path` (optional `weight`, `name`), got {entry!r}")
+        try:
+            weight = float(entry.get("weight", 1.0))
+        except (TypeError, ValueError):
+            raise GptkitError(f"{source}: [[data]] weight {entry.get('weight')!r} is not a number") from None
+        parsed.append(DataSource(path=str(entry["path"]), weight=weight, name=str(entry.get("name", ""))))
     return parsed
+
+
+def _parse_stages(value, *, source: str) -> list[StageConfig]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise GptkitError(f"{source}: `stages` must be a list of tables ([[stages]] steps = ..., data = [...])")
+    stages = []
+    for number, entry in enumerate(value, 1):
+        if set(entry) - {"steps", "data"} or "data" not in entry:
+            raise GptkitError(f"{source}: [[stages]] #{number} needs `steps` and `data`, got {sorted(entry)}")
+        stages.append(StageConfig(steps=int(entry.get("steps", 0)), data=_parse_data(entry["data"], source=source)))
+    return stages
 
 
 def _set_field(obj, section: str, name: str, value, *, source: str) -> None:

@@ -31,11 +31,11 @@ from gptkit.checkpoint import (
     write_run_config,
 )
 from gptkit.config import RunConfig, TrainConfig
-from gptkit.data.dataset import TokenDataset
 from gptkit.errors import GptkitError
 from gptkit.model import GPT
 from gptkit.runtime import autocast_for, measure_peak_flops, pick_device, resolve_dtype
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
+from gptkit.train.data import TrainingData, estimate_loss
 from gptkit.train.metrics import METRICS_FILE, MetricsLog, Throughput
 from gptkit.train.optim import build_optimizer, lr_at
 
@@ -109,23 +109,6 @@ def start_warnings(config: RunConfig, has_val: bool) -> list[str]:
     return warnings
 
 
-def open_data(config: RunConfig) -> TokenDataset:
-    if not config.data:
-        raise GptkitError("train: no dataset given; pass --data DIR (a folder written by `gptkit prepare`)")
-    if len(config.data) > 1:
-        raise GptkitError("train: several [[data]] entries (mixtures) are not supported yet; give one dataset")
-    dataset = TokenDataset(config.data[0].path)
-    if config.model.vocab_size == 0:
-        config.model.vocab_size = dataset.vocab_size
-    elif config.model.vocab_size < dataset.vocab_size:
-        raise GptkitError(
-            f"`model.vocab_size`={config.model.vocab_size} is smaller than the data's tokenizer "
-            f"({dataset.vocab_size}); leave it at 0 to take it from the data"
-        )
-    dataset.check_block_size("train", config.model.block_size)
-    return dataset
-
-
 def init_from_run(model: GPT, init_dir: Path, data_dir: Path) -> None:
     """Start from another run's weights; its tokenizer must be the one the data was prepared with."""
     read_run_config(init_dir)  # clear error when init_dir is not a run
@@ -135,26 +118,6 @@ def init_from_run(model: GPT, init_dir: Path, data_dir: Path) -> None:
             f"prepare the data with `--tokenizer {init_dir / TOKENIZER_FILE}`"
         )
     load_weights(model, init_dir / WEIGHTS_FILE)
-
-
-@torch.no_grad()
-def estimate_loss(model, dataset: TokenDataset, config: RunConfig, device, dtype) -> dict[str, float]:
-    """Mean loss over `eval_iters` batches per split, drawn from a fixed seed so evals are comparable."""
-    cfg, block = config.train, config.model.block_size
-    model.eval()
-    losses = {}
-    for split in ("train", "val"):
-        if dataset.num_tokens(split) <= block:
-            continue
-        generator = torch.Generator().manual_seed(cfg.seed + 1)
-        total = torch.zeros((), device=device)
-        for _ in range(cfg.eval_iters):
-            x, y = dataset.get_batch(split, cfg.batch_size, block, generator, device)
-            with autocast_for(device, dtype):
-                total += model(x, y)[1]
-        losses[split] = (total / cfg.eval_iters).item()
-    model.train()
-    return losses
 
 
 def train_step(runner, model, optimizer, scaler, next_batch, cfg, lr: float, device, dtype) -> torch.Tensor:
@@ -177,17 +140,16 @@ def train_step(runner, model, optimizer, scaler, next_batch, cfg, lr: float, dev
     return loss_sum / cfg.grad_accum
 
 
-def describe_start(config: RunConfig, model: GPT, dataset: TokenDataset, device, dtype, peak_flops: float) -> str:
+def describe_start(config: RunConfig, model: GPT, data: TrainingData, device, dtype, peak_flops: float) -> str:
     m, t = config.model, config.train
     tokens_per_step = t.grad_accum * t.batch_size * m.block_size
     total = tokens_per_step * t.max_iters
-    epochs = total / max(dataset.num_tokens("train"), 1)
+    epochs = total / max(data.train_tokens(), 1)
     return "\n".join(
         [
             "model: " + " ".join(f"{k}={v}" for k, v in vars(m).items()),
             "train: " + " ".join(f"{k}={v}" for k, v in vars(t).items()),
-            f"data: {dataset.path} ({dataset.num_tokens('train'):,} train / {dataset.num_tokens('val'):,} val tokens,"
-            f" vocab {dataset.vocab_size})",
+            *data.describe(),
             f"parameters: {model.num_params() / 1e6:.2f}M | device {device} | dtype {str(dtype).removeprefix('torch.')}"
             f" | peak {peak_flops / 1e9:.0f} GFLOP/s",
             f"tokens/step: {tokens_per_step:,} (grad_accum {t.grad_accum} x batch {t.batch_size} x block "
@@ -205,13 +167,13 @@ class Trainer:
         check_run_dir(run_dir, resume=resume, overwrite=overwrite)
         self.device = pick_device(self.cfg.device)
         self.dtype = resolve_dtype(self.cfg.dtype, self.device)
-        self.dataset = open_data(config)
         config.validate()
-        self.has_val = self.dataset.num_tokens("val") > config.model.block_size
+        self.data = TrainingData(config)
+        self.has_val = bool(self.data.eval_sets)
         torch.manual_seed(self.cfg.seed)
         self.model = GPT(config.model).to(self.device)
         if init_from is not None:
-            init_from_run(self.model, Path(init_from), self.dataset.path)
+            init_from_run(self.model, Path(init_from), self.data.first.path)
         self.optimizer = build_optimizer(self.model, self.cfg, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=(self.dtype == torch.float16))
         self.generators = {"train": torch.Generator().manual_seed(self.cfg.seed)}
@@ -234,7 +196,7 @@ class Trainer:
         else:
             clear_run_dir(run_dir)
             with replacing(run_dir / TOKENIZER_FILE) as tmp:
-                shutil.copyfile(self.dataset.path / TOKENIZER_FILE, tmp)
+                shutil.copyfile(self.data.first.path / TOKENIZER_FILE, tmp)
         write_run_config(run_dir, config)  # on resume too: `--set train.max_iters` may have changed it
         self.runner = torch.compile(self.model) if self.cfg.compile else self.model
         peak = self.cfg.peak_flops or measure_peak_flops(self.device, self.dtype)
@@ -243,22 +205,22 @@ class Trainer:
         self.last_rates = {"ms_per_step": 0.0, "tokens_per_s": 0.0, "mfu": 0.0}
         self.losses: dict[str, float] = {}
         self.train_loss = math.nan
-        echo(describe_start(config, self.model, self.dataset, self.device, self.dtype, peak))
+        echo(describe_start(config, self.model, self.data, self.device, self.dtype, peak))
         for warning in start_warnings(config, self.has_val):
             echo(f"warning: {warning}")
         if resume:
             echo(f"resuming {run_dir} at step {self.state.step}")
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.dataset.get_batch(
-            "train", self.cfg.batch_size, self.config.model.block_size, self.generators["train"], self.device
+        return self.data.batch(
+            self.state.step, self.cfg.batch_size, self.config.model.block_size, self.generators["train"], self.device
         )
 
     def evaluate_and_checkpoint(self) -> None:
         """Estimate losses; from step 1 on also save latest/best weights and a resumable checkpoint."""
         state = self.state
         with self.speed.paused():
-            self.losses = estimate_loss(self.runner, self.dataset, self.config, self.device, self.dtype)
+            self.losses = estimate_loss(self.runner, self.data, self.config, state.step, self.device, self.dtype)
             is_best = state.step > 0 and "val" in self.losses and self.losses["val"] < state.best_val_loss
             if is_best:
                 state.best_val_loss = self.losses["val"]
@@ -272,7 +234,7 @@ class Trainer:
                 {
                     "kind": "eval",
                     "step": state.step,
-                    **({"val_loss": self.losses["val"]} if "val" in self.losses else {}),
+                    **{k.replace("val", "val_loss", 1): v for k, v in self.losses.items() if k.startswith("val")},
                     "train_loss_eval": self.losses["train"],
                     "lr": lr_at(max(state.step - 1, 0), self.cfg),
                     "tokens": state.tokens_seen,

@@ -1,0 +1,100 @@
+"""What a training run reads: its datasets, the mixture in force at each step, and the eval datasets.
+
+A run names datasets in `data` (mixed by weight) or in sequential `stages` (each its own mixture for its
+steps). All must share one tokenizer. Validation loss is measured on every dataset's own val split and
+reported per dataset; `val` is their plain mean. Entry point: `TrainingData(config)`.
+"""
+
+import math
+
+import torch
+
+from gptkit.config import RunConfig
+from gptkit.data.dataset import TokenDataset
+from gptkit.data.mixture import Mixture, check_same_tokenizer
+from gptkit.errors import GptkitError
+
+
+class TrainingData:
+    """The datasets of a run and the mixture to draw training batches from at a given step."""
+
+    def __init__(self, config: RunConfig):
+        sources = config.all_data()
+        if not sources:
+            raise GptkitError("train: no dataset given; pass --data DIR (a folder written by `gptkit prepare`)")
+        labels = [s.label for s in sources]
+        if len(set(labels)) != len(labels):
+            raise GptkitError(f"data: two datasets are both called {labels}; give them distinct `name`s")
+        self.datasets = {s.path: TokenDataset(s.path, name=s.label) for s in sources}
+        check_same_tokenizer(list(self.datasets.values()))
+        self.first = self.datasets[sources[0].path]
+        model = config.model
+        if model.vocab_size == 0:
+            model.vocab_size = self.first.vocab_size
+        elif model.vocab_size < self.first.vocab_size:
+            raise GptkitError(
+                f"`model.vocab_size`={model.vocab_size} is smaller than the data's tokenizer "
+                f"({self.first.vocab_size}); leave it at 0 to take it from the data"
+            )
+        phases = [(stage.steps, stage.data) for stage in config.stages] or [(math.inf, config.data)]
+        self.plan: list[tuple[float, Mixture]] = []
+        end = 0
+        for steps, data in phases:
+            for source in data:
+                self.datasets[source.path].check_block_size("train", model.block_size)
+            end += steps
+            mixture = Mixture([self.datasets[s.path] for s in data], [s.weight for s in data])
+            self.plan.append((end, mixture))
+        self.eval_sets = [d for d in self.datasets.values() if d.has_windows("val", model.block_size)]
+
+    def mixture_at(self, step: int) -> Mixture:
+        return (
+            next(mixture for end, mixture in self.plan if step < end) if step < self.plan[-1][0] else self.plan[-1][1]
+        )
+
+    def batch(self, step: int, batch_size: int, block_size: int, generator, device):
+        return self.mixture_at(step).get_batch("train", batch_size, block_size, generator, device)
+
+    def describe(self) -> list[str]:
+        lines = []
+        for dataset in self.datasets.values():
+            lines.append(
+                f"data {dataset.name}: {dataset.path} ({dataset.num_tokens('train'):,} train / "
+                f"{dataset.num_tokens('val'):,} val tokens, vocab {dataset.vocab_size})"
+            )
+        return lines
+
+    def train_tokens(self) -> int:
+        return sum(d.num_tokens("train") for d in self.datasets.values())
+
+
+@torch.no_grad()
+def estimate_loss(model, data: TrainingData, config: RunConfig, step: int, device, dtype) -> dict[str, float]:
+    """Mean loss over `eval_iters` fixed batches: the training mixture at `step`, and each val split.
+
+    Returns {"train": ..., "val": mean over datasets, "val.NAME": per dataset (when there are several)}.
+    """
+    from gptkit.runtime import autocast_for
+
+    cfg, block = config.train, config.model.block_size
+    model.eval()
+
+    def mean_loss(draw) -> float:
+        generator = torch.Generator().manual_seed(cfg.seed + 1)  # the same batches at every eval
+        total = torch.zeros((), device=device)
+        for _ in range(cfg.eval_iters):
+            x, y = draw(generator)
+            with autocast_for(device, dtype):
+                total += model(x, y)[1]
+        return (total / cfg.eval_iters).item()
+
+    losses = {"train": mean_loss(lambda g: data.batch(step, cfg.batch_size, block, g, device))}
+    per_set = {
+        d.name: mean_loss(lambda g, d=d: d.get_batch("val", cfg.batch_size, block, g, device)) for d in data.eval_sets
+    }
+    if per_set:
+        losses["val"] = sum(per_set.values()) / len(per_set)
+        if len(data.datasets) > 1:
+            losses.update({f"val.{name}": value for name, value in per_set.items()})
+    model.train()
+    return losses
