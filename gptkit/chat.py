@@ -94,6 +94,8 @@ def read_message(read: Callable[[str], str]) -> str:
 
 def chat(run, settings: ChatSettings, read: Callable[[str], str] = input, out=sys.stdout) -> None:
     """Run the console until /quit or end of input."""
+    if run.tokenizer is None:
+        raise GptkitError(f"{run.run_dir} has no tokenizer (weights imported alone); import it with --tokenizer PATH")
     try:
         import readline  # noqa: F401  (line editing and history for input(), where available)
     except ImportError:

@@ -120,7 +120,10 @@ def cmd_import(args) -> None:
     from gptkit.hf import import_hf
 
     out = import_hf(args.source, args.out, tokenizer=args.tokenizer)
-    print(f"wrote {out}: sample with `gptkit sample {out}`, fine-tune with `gptkit train --init-from {out} ...`")
+    if (out / "tokenizer.json").exists():
+        print(f"wrote {out}: sample with `gptkit sample {out}`, fine-tune with `gptkit train --init-from {out} ...`")
+    else:
+        print(f"wrote {out} (weights only)")
 
 
 def cmd_info(args) -> None:
@@ -203,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="turn a local Hugging Face GPT-2 or Llama folder into a run directory")
     p.add_argument("source", help="folder with config.json and model.safetensors (or shards, or pytorch_model.bin)")
     p.add_argument("--out", required=True, help="run directory to create")
-    p.add_argument("--tokenizer", help="a tokenizer to attach (tokenizer JSON or a folder holding tokenizer.json)")
+    p.add_argument("--tokenizer", help="a tokenizer to attach: ours, a HF tokenizer.json, or a folder with one")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("info", help="presets with their parameter counts, or what a trained run is")

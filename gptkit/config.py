@@ -85,7 +85,7 @@ class TrainConfig:
     grad_accum: int = _doc(1, "micro-batches per optimizer step (tokens/step = grad_accum*batch_size*block_size)")
     max_iters: int = _doc(2000, "optimizer steps in total")
     lr: float = _doc(1e-3, "peak learning rate (after warmup)")
-    min_lr: float = _doc(1e-4, "learning rate at the end of the cosine decay")
+    min_lr: float = _doc(-1.0, "learning rate at the end of the cosine decay; -1 = lr / 10 (nanoGPT's ratio)")
     warmup_iters: int = _doc(100, "steps of linear warmup from 0 to lr")
     lr_decay_iters: int = _doc(0, "step at which the cosine decay reaches min_lr; 0 = max_iters")
     weight_decay: float = _doc(0.1, "AdamW weight decay, applied to >=2-D weights only")
@@ -101,6 +101,11 @@ class TrainConfig:
     compile: bool = _doc(False, "torch.compile the model (compile time is paid once at start)")
     peak_flops: float = _doc(0.0, "peak FLOP/s for MFU; 0 = measure with a short matmul probe at start")
 
+    @property
+    def final_lr(self) -> float:
+        """`min_lr`, or lr / 10 when it is left at -1 (so lowering lr for fine-tuning lowers it too)."""
+        return self.lr / 10 if self.min_lr == -1.0 else self.min_lr
+
     def validate(self) -> None:
         for name in ("batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval"):
             if getattr(self, name) <= 0:
@@ -108,9 +113,10 @@ class TrainConfig:
         for name in ("max_iters", "warmup_iters", "lr_decay_iters"):
             if getattr(self, name) < 0:
                 raise GptkitError(f"`train.{name}` must be >= 0, got {getattr(self, name)}")
-        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
+        if self.lr <= 0 or self.final_lr < 0 or self.final_lr > self.lr:
             raise GptkitError(
-                f"need 0 <= `train.min_lr` <= `train.lr` and lr > 0, got lr={self.lr} min_lr={self.min_lr}"
+                f"need 0 <= `train.min_lr` <= `train.lr` and lr > 0, got lr={self.lr} min_lr={self.min_lr}; "
+                "or leave min_lr at -1 for lr / 10"
             )
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise GptkitError(f"`train.dtype`={self.dtype!r} is not one of auto, float32, bfloat16, float16")

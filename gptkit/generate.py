@@ -135,6 +135,7 @@ def generate_tokens(
     seed: int | None = None,
     attention_mask: torch.Tensor | None = None,
     use_cache: bool = True,
+    vocab_limit: int | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield the next token ids, (B, 1) each, `max_new_tokens` times.
 
@@ -144,6 +145,7 @@ def generate_tokens(
         attention_mask: (B, T) bool, False at padding; None = no padding.
         seed: seeds a private generator, so the same seed gives the same text without touching global RNG.
         use_cache: keep keys/values of past tokens (fast); False recomputes the window at every step.
+        vocab_limit: never pick ids at or above this (a model whose vocabulary outgrows its tokenizer's).
     """
     check_sampling_args(temperature, top_k, top_p, max_new_tokens, repetition_penalty)
     if idx.size(1) == 0:
@@ -156,6 +158,8 @@ def generate_tokens(
     window = _Window(model, idx, mask, use_cache)
     for _ in range(max_new_tokens):
         logits = window.logits_for_next()  # (B, V)
+        if vocab_limit is not None and vocab_limit < logits.size(-1):
+            logits[:, vocab_limit:] = float("-inf")
         if repetition_penalty != 1.0:
             first_real = window.idx.gather(1, window.mask.long().argmax(1, keepdim=True))  # pads count as it
             seen = torch.where(window.mask, window.idx, first_real)

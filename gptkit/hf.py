@@ -1,9 +1,7 @@
-"""Hugging Face `transformers` interop: export a run as a GPT-2 or Llama checkpoint folder, import one back.
+"""Hugging Face `transformers` folders: export a run as a GPT-2 or Llama checkpoint folder, import one back.
 
-GPT-2-style runs (learned positions, LayerNorm, GELU, biases) map to `GPT2LMHeadModel`: same names, with the
-four Conv1D matrices transposed. RoPE + RMSNorm + SwiGLU runs map to `LlamaForCausalLM`: our fused q/k/v
-matrix is split into q_proj, k_proj, v_proj; our rotary layout ("rotate half") is already HF Llama's, so no
-permutation is needed. Importing reads `config.json` and `model.safetensors` (sharded too) or
+The name and config maps live in `hf_convert.py`; this module handles folders, weights files and
+tokenizers. Importing reads `config.json` and `model.safetensors` (sharded too) or
 `pytorch_model.bin` (with `weights_only=True`), never the network. Exporting needs `transformers` for the
 config classes (`pip install gptkit[hf]`); importing does not. Entry points: `export_hf`, `import_hf`.
 """
@@ -23,235 +21,15 @@ from gptkit.checkpoint import (
     load_weights_state,
     read_run_config,
     save_weights,
-    weights_state,
     write_run_config,
 )
-from gptkit.config import GPTConfig, RunConfig
+from gptkit.config import RunConfig
 from gptkit.errors import GptkitError
-from gptkit.model import GPT, mlp_hidden_size
+from gptkit.hf_convert import config_from_hf, from_hf_state, hf_architecture, hf_config, to_hf_state
+from gptkit.model import GPT
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
 from gptkit.tokenizer.bpe import BPETokenizer
 from gptkit.tokenizer.char import CharTokenizer
-
-GPT2_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-
-
-# -- which HF architecture ---------------------------------------------------------------------------------
-
-
-def hf_architecture(m: GPTConfig) -> str:
-    """ "gpt2" or "llama" for a model config, or a one-line error naming the option HF has no architecture for."""
-    if m.qk_norm:
-        raise GptkitError("export: `model.qk_norm`=true has no GPT-2 or Llama architecture in transformers")
-    if m.pos == "learned":
-        wrong = [
-            f"`model.{k}`={getattr(m, k)!r} (GPT-2 needs {v!r})"
-            for k, v in (("norm", "layernorm"), ("mlp", "gelu"), ("bias", True))
-            if getattr(m, k) != v
-        ]
-        if m.n_kv_head not in (0, m.n_head):
-            wrong.append(f"`model.n_kv_head`={m.n_kv_head} (GPT-2 has no grouped-query attention)")
-        if wrong:
-            raise GptkitError(f"export: a learned-position model is GPT-2 in transformers, which blocks {wrong[0]}")
-        return "gpt2"
-    if m.pos == "rope":
-        wrong = [
-            f"`model.{k}`={getattr(m, k)!r} (Llama needs {v!r})"
-            for k, v in (("norm", "rmsnorm"), ("mlp", "swiglu"))
-            if getattr(m, k) != v
-        ]
-        if wrong:
-            raise GptkitError(f"export: a RoPE model is Llama in transformers, which blocks {wrong[0]}")
-        return "llama"
-    raise GptkitError(f"export: `model.pos`={m.pos!r} has no transformers architecture (GPT-2: learned, Llama: rope)")
-
-
-# -- name maps ----------------------------------------------------------------------------------------------
-
-
-def to_hf_state(model: GPT, arch: str) -> dict[str, torch.Tensor]:
-    """Our weights under transformers' names (tied head left out, as transformers saves it)."""
-    ours = weights_state(model)
-    if arch == "gpt2":
-        state = {}
-        for name, tensor in ours.items():
-            state[name] = tensor.t().contiguous() if name.endswith(GPT2_CONV1D) else tensor
-        return state
-    m = model.config
-    nh, nkv, hs = m.n_head, m.n_kv_head or m.n_head, m.n_embd // m.n_head
-    state = {
-        "model.embed_tokens.weight": ours["transformer.wte.weight"],
-        "model.norm.weight": ours["transformer.ln_f.weight"],
-    }
-    if "lm_head.weight" in ours:
-        state["lm_head.weight"] = ours["lm_head.weight"]
-    for i in range(m.n_layer):
-        ours_i, hf_i = f"transformer.h.{i}.", f"model.layers.{i}."
-        state[hf_i + "input_layernorm.weight"] = ours[ours_i + "ln_1.weight"]
-        state[hf_i + "post_attention_layernorm.weight"] = ours[ours_i + "ln_2.weight"]
-        for kind in ("weight", "bias"):
-            if ours_i + "attn.c_attn." + kind in ours:
-                q, k, v = ours[ours_i + "attn.c_attn." + kind].split([nh * hs, nkv * hs, nkv * hs], dim=0)
-                for proj, part in (("q_proj", q), ("k_proj", k), ("v_proj", v)):
-                    state[f"{hf_i}self_attn.{proj}.{kind}"] = part.contiguous()
-            for ours_name, hf_name in (
-                ("attn.c_proj", "self_attn.o_proj"),
-                ("mlp.c_gate", "mlp.gate_proj"),
-                ("mlp.c_fc", "mlp.up_proj"),
-                ("mlp.c_proj", "mlp.down_proj"),
-            ):
-                if f"{ours_i}{ours_name}.{kind}" in ours:
-                    state[f"{hf_i}{hf_name}.{kind}"] = ours[f"{ours_i}{ours_name}.{kind}"]
-    return state
-
-
-def from_hf_state(hf: dict[str, torch.Tensor], config: GPTConfig, arch: str) -> dict[str, torch.Tensor]:
-    """transformers' tensors under our names; missing tensors raise a one-line error naming one."""
-
-    def take(name: str) -> torch.Tensor:
-        if name not in hf:
-            raise GptkitError(f"import: the checkpoint has no tensor `{name}`; it is incomplete or not {arch}")
-        return hf[name]
-
-    with torch.device("meta"):
-        expected = weights_state(GPT(config))  # names (and shapes) our model needs
-    ours: dict[str, torch.Tensor] = {}
-    if arch == "gpt2":
-        hf = {k.removeprefix("transformer.") if k.startswith("transformer.") else k: v for k, v in hf.items()}
-        hf = {("transformer." + k if not k.startswith("lm_head") else k): v for k, v in hf.items()}
-        for name in expected:
-            if name == "lm_head.weight" and name not in hf:
-                raise GptkitError("import: the config says the head is untied, but `lm_head.weight` is missing")
-            tensor = take(name)
-            ours[name] = tensor.t().contiguous() if name.endswith(GPT2_CONV1D) else tensor
-        return ours
-    m = config
-    for name in expected:
-        if name == "transformer.wte.weight":
-            ours[name] = take("model.embed_tokens.weight")
-        elif name == "transformer.ln_f.weight":
-            ours[name] = take("model.norm.weight")
-        elif name == "lm_head.weight":
-            ours[name] = take("lm_head.weight")
-    for i in range(m.n_layer):
-        ours_i, hf_i = f"transformer.h.{i}.", f"model.layers.{i}."
-        ours[ours_i + "ln_1.weight"] = take(hf_i + "input_layernorm.weight")
-        ours[ours_i + "ln_2.weight"] = take(hf_i + "post_attention_layernorm.weight")
-        for kind in ("weight", "bias"):
-            if ours_i + "attn.c_attn." + kind in expected:
-                parts = [take(f"{hf_i}self_attn.{p}.{kind}") for p in ("q_proj", "k_proj", "v_proj")]
-                ours[ours_i + "attn.c_attn." + kind] = torch.cat(parts, dim=0)
-            for ours_name, hf_name in (
-                ("attn.c_proj", "self_attn.o_proj"),
-                ("mlp.c_gate", "mlp.gate_proj"),
-                ("mlp.c_fc", "mlp.up_proj"),
-                ("mlp.c_proj", "mlp.down_proj"),
-            ):
-                if f"{ours_i}{ours_name}.{kind}" in expected:
-                    ours[f"{ours_i}{ours_name}.{kind}"] = take(f"{hf_i}{hf_name}.{kind}")
-    return ours
-
-
-# -- configs -----------------------------------------------------------------------------------------------
-
-
-def hf_config(m: GPTConfig, arch: str, eos_id: int | None):
-    try:
-        import transformers
-    except ImportError:
-        raise GptkitError("export --format hf needs transformers: pip install 'gptkit[hf]'") from None
-    common = dict(
-        vocab_size=m.vocab_size, tie_word_embeddings=m.tie_embeddings, bos_token_id=eos_id, eos_token_id=eos_id
-    )
-    if arch == "gpt2":
-        config = transformers.GPT2Config(
-            n_embd=m.n_embd,
-            n_layer=m.n_layer,
-            n_head=m.n_head,
-            n_positions=m.block_size,
-            n_inner=mlp_hidden_size(m),
-            activation_function="gelu_new",
-            layer_norm_epsilon=m.norm_eps,
-            resid_pdrop=m.dropout,
-            embd_pdrop=m.dropout,
-            attn_pdrop=m.dropout,
-            **common,
-        )
-        config.architectures = ["GPT2LMHeadModel"]
-    else:
-        config = transformers.LlamaConfig(
-            hidden_size=m.n_embd,
-            num_hidden_layers=m.n_layer,
-            num_attention_heads=m.n_head,
-            num_key_value_heads=m.n_kv_head or m.n_head,
-            intermediate_size=mlp_hidden_size(m),
-            max_position_embeddings=m.block_size,
-            rms_norm_eps=m.norm_eps,
-            rope_theta=m.rope_theta,
-            hidden_act="silu",
-            attention_bias=m.bias,
-            mlp_bias=m.bias,
-            attention_dropout=m.dropout,
-            **common,
-        )
-        config.architectures = ["LlamaForCausalLM"]
-    return config
-
-
-def config_from_hf(raw: dict, source: str) -> tuple[GPTConfig, str]:
-    """Our GPTConfig (and "gpt2" or "llama") from a transformers config.json dict."""
-    kind = raw.get("model_type")
-    try:
-        if kind == "gpt2":
-            if raw.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
-                raise GptkitError(f"{source}: activation {raw['activation_function']!r} is not supported (gelu_new)")
-            config = GPTConfig(
-                vocab_size=raw["vocab_size"],
-                block_size=raw.get("n_positions", 1024),
-                n_layer=raw["n_layer"],
-                n_head=raw["n_head"],
-                n_embd=raw["n_embd"],
-                mlp_hidden=raw.get("n_inner") or 0,
-                norm_eps=raw.get("layer_norm_epsilon", 1e-5),
-                tie_embeddings=raw.get("tie_word_embeddings", True),
-                dropout=0.0,
-                bias=True,
-            )
-        elif kind == "llama":
-            if raw.get("hidden_act", "silu") != "silu" or raw.get("attention_bias") != raw.get("mlp_bias", False):
-                raise GptkitError(f"{source}: only silu activations and the same bias setting everywhere")
-            rope = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
-            if rope.get("rope_type", rope.get("type", "default")) != "default":
-                raise GptkitError(f"{source}: rope scaling {rope.get('rope_type') or rope.get('type')!r} unsupported")
-            heads, hidden = raw["num_attention_heads"], raw["hidden_size"]
-            if raw.get("head_dim") not in (None, hidden // heads):
-                raise GptkitError(f"{source}: head_dim {raw['head_dim']} != hidden_size / heads is not supported")
-            config = GPTConfig(
-                vocab_size=raw["vocab_size"],
-                block_size=raw.get("max_position_embeddings", 2048),
-                n_layer=raw["num_hidden_layers"],
-                n_head=heads,
-                n_embd=hidden,
-                n_kv_head=raw.get("num_key_value_heads") or heads,
-                mlp_hidden=raw["intermediate_size"],
-                norm_eps=raw.get("rms_norm_eps", 1e-6),
-                rope_theta=rope.get("rope_theta", raw.get("rope_theta", 1e4)),
-                tie_embeddings=raw.get("tie_word_embeddings", False),
-                pos="rope",
-                norm="rmsnorm",
-                mlp="swiglu",
-                bias=bool(raw.get("attention_bias", False)),
-                dropout=0.0,
-            )
-        else:
-            raise GptkitError(f"{source}: model_type {kind!r} is not supported; gptkit imports gpt2 and llama")
-    except (KeyError, TypeError) as err:
-        raise GptkitError(
-            f"{source}: config.json lacks or mistypes {err}; not a complete transformers config"
-        ) from None
-    config.validate()
-    return config, kind
-
 
 # -- export ------------------------------------------------------------------------------------------------
 
@@ -270,19 +48,45 @@ def char_tokenizer_json(tok: CharTokenizer) -> dict:
         "model": {
             "type": "WordLevel",
             "vocab": {c: i for i, c in enumerate(tok.chars)},
-            "unk_token": tok.unknown if tok.unknown is not None else "\ufffd",
+            "unk_token": tok.unknown if tok.unknown is not None else "\ufffd",  # not in vocab: unseen chars then fail
         },
     }
 
 
-def export_hf(run_dir, out_dir, *, weights: str = "last") -> Path:
+def _check_export_target(out: Path, run_dir: Path) -> None:
+    """`--out` may be new, empty, or an earlier export; never the run itself or a folder holding it."""
+    if out.resolve() == run_dir.resolve() or out.resolve() in run_dir.resolve().parents:
+        raise GptkitError(f"--out {out}: would replace the run {run_dir} itself; choose another folder")
+    if out.exists() and not out.is_dir():
+        raise GptkitError(f"--out {out}: is a file; choose a folder")
+    if out.is_dir() and any(out.iterdir()):
+        config = out / "config.json"
+        earlier = config.is_file() and "model_type" in json.loads(config.read_text(encoding="utf-8") or "{}")
+        if not earlier:
+            raise GptkitError(f"--out {out}: not empty and not an earlier export; choose a new folder")
+
+
+def _replace_folder(staging: Path, out: Path) -> None:
+    """Put `staging` at `out`; an earlier `out` is moved aside first and removed only afterwards."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+    staging.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_hf(run_dir, out_dir, *, weights: str = "last", echo=print) -> Path:
     """Write `out_dir` as a transformers checkpoint folder (config, weights, generation config, tokenizer)."""
     from gptkit.run import WEIGHT_CHOICES
 
     run_dir, out = Path(run_dir), Path(out_dir)
     config = read_run_config(run_dir)
     arch = hf_architecture(config.model)
-    tokenizer = load_tokenizer(run_dir)
+    _check_export_target(out, run_dir)
+    tokenizer = load_tokenizer(run_dir) if (run_dir / TOKENIZER_FILE).exists() else None
     eos = tokenizer.specials.get("<|endoftext|>") if isinstance(tokenizer, BPETokenizer) else None
     hf_conf = hf_config(config.model, arch, eos)
     model = GPT(config.model)
@@ -294,13 +98,14 @@ def export_hf(run_dir, out_dir, *, weights: str = "last") -> Path:
         save_file(to_hf_state(model, arch), str(staging / "model.safetensors"), metadata={"format": "pt"})
         generation = {"do_sample": False, **({"bos_token_id": eos, "eos_token_id": eos} if eos is not None else {})}
         (staging / "generation_config.json").write_text(json.dumps(generation, indent=1))
-        _export_tokenizer(tokenizer, staging)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        if tokenizer is not None:
+            _export_tokenizer(tokenizer, staging)
+        _replace_folder(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if tokenizer is None:
+        echo(f"note: {run_dir} has no tokenizer (its weights were imported alone); exported the model without one")
     return out
 
 
@@ -328,9 +133,11 @@ def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
             shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
             tensors = {}
             for shard in shards:
+                if Path(shard).name != shard:
+                    raise GptkitError(f"{index}: shard {shard!r} is not a file in this folder")
                 tensors.update(load_file(str(folder / shard)))
             return tensors
-    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as err:
+    except (SafetensorError, OSError, KeyError, TypeError, AttributeError, json.JSONDecodeError) as err:
         raise GptkitError(f"{folder}: unreadable safetensors checkpoint ({type(err).__name__}: {err})") from None
     binary = folder / "pytorch_model.bin"
     if binary.is_file():
@@ -346,18 +153,35 @@ def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
     raise GptkitError(f"{folder}: no model.safetensors, model.safetensors.index.json or pytorch_model.bin")
 
 
-def import_tokenizer(folder: Path):
-    """The folder's tokenizer (tokenizer.json, or GPT-2's vocab.json + merges.txt), or None if it has none."""
+def _char_from_wordlevel(raw: dict, path: Path) -> CharTokenizer:
+    """A char vocabulary from a WordLevel tokenizer.json (as `export_hf` writes one)."""
+    vocab = raw["model"]["vocab"]
+    chars = sorted(vocab, key=vocab.get)
+    if [vocab[c] for c in chars] != list(range(len(chars))) or any(len(c) != 1 for c in chars):
+        raise GptkitError(f"{path}: a WordLevel vocabulary of single characters with ids 0..N-1 is needed")
+    unknown = raw["model"].get("unk_token")
+    return CharTokenizer(chars, unknown=unknown if unknown in vocab else None)
+
+
+def read_tokenizer(path: Path):
+    """A tokenizer from a folder or file in any format we read: ours, HF tokenizer.json, GPT-2's files;
+    None when a folder has no tokenizer files."""
     from gptkit.tokenizer.formats import import_gpt2
     from gptkit.tokenizer.formats import import_hf as import_bpe
 
-    path = folder / "tokenizer.json"
-    if path.is_file():
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if raw.get("model", {}).get("type") == "WordLevel":  # a char vocabulary, as `export_hf` writes one
-            vocab = raw["model"]["vocab"]
-            return CharTokenizer(sorted(vocab, key=vocab.get))
-        return import_bpe(path)
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    file = path if path.is_file() else folder / "tokenizer.json"
+    if file.is_file():
+        try:
+            raw = json.loads(file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise GptkitError(f"{file}: not valid JSON ({err})") from None
+        if isinstance(raw, dict) and raw.get("type") in ("char", "bpe"):
+            return load_tokenizer(file)  # gptkit's own format
+        if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and raw["model"].get("type") == "WordLevel":
+            return _char_from_wordlevel(raw, file)
+        return import_bpe(file)
     if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
         return import_gpt2(folder / "vocab.json", folder / "merges.txt")
     return None
@@ -368,8 +192,8 @@ def import_hf(src_dir, out_dir, *, tokenizer=None, echo=print) -> Path:
     src, out = Path(src_dir), Path(out_dir)
     if not (src / "config.json").is_file():
         raise GptkitError(f"{src}: no config.json; pass a local transformers checkpoint folder")
-    if out.exists() and any(out.iterdir()):
-        raise GptkitError(f"--out {out}: the folder exists and is not empty; choose a new folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GptkitError(f"--out {out}: exists and is not an empty folder; choose a new folder")
     try:
         raw = json.loads((src / "config.json").read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -377,9 +201,11 @@ def import_hf(src_dir, out_dir, *, tokenizer=None, echo=print) -> Path:
     model_config, arch = config_from_hf(raw, str(src / "config.json"))
     model = GPT(model_config)
     load_weights_state(model, from_hf_state(read_hf_weights(src), model_config, arch), str(src))
-    tok = load_tokenizer(tokenizer) if tokenizer else import_tokenizer(src)
+    tok, note = _tokenizer_for_import(src, tokenizer)
     if tok is not None and tok.vocab_size > model_config.vocab_size:
-        raise GptkitError(f"the tokenizer has {tok.vocab_size} tokens but the model only {model_config.vocab_size}")
+        raise GptkitError(
+            f"--tokenizer: it has {tok.vocab_size} tokens but the model in {src} only {model_config.vocab_size}"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -393,6 +219,26 @@ def import_hf(src_dir, out_dir, *, tokenizer=None, echo=print) -> Path:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if tok is None:
-        echo(f"note: {src} has no tokenizer files; imported the weights alone. Attach one with --tokenizer PATH")
+    if note:
+        echo(note)
     return out
+
+
+def _tokenizer_for_import(src: Path, tokenizer) -> tuple:
+    """(tokenizer or None, a note to show or "") for an import."""
+    if tokenizer:
+        tok = read_tokenizer(Path(tokenizer))
+        if tok is None:
+            raise GptkitError(f"--tokenizer {tokenizer}: no tokenizer files there")
+        return tok, ""
+    try:
+        tok = read_tokenizer(src)
+    except GptkitError as err:  # e.g. a SentencePiece-style tokenizer.json: keep the weights, say why
+        return (
+            None,
+            f"note: imported the weights alone; the tokenizer could not be read ({err}). Attach one "
+            "with --tokenizer PATH",
+        )
+    if tok is None:
+        return None, f"note: {src} has no tokenizer files; imported the weights alone. Attach one with --tokenizer PATH"
+    return tok, ""

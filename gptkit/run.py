@@ -102,7 +102,8 @@ class Run:
     def stream_ids(self, ids: list[int], max_new_tokens: int, *, stop=None, **sampling) -> Iterator[str]:
         """Like `stream`, from prompt ids already encoded (at most block_size of them)."""
         idx = torch.tensor([ids], dtype=torch.long, device=self.device)
-        tokens = generate_tokens(self.model, idx, max_new_tokens, **sampling)
+        limit = self.tokenizer.vocab_size if self.tokenizer is not None else None  # the model's may be larger
+        tokens = generate_tokens(self.model, idx, max_new_tokens, vocab_limit=limit, **sampling)
         pieces = decode_pieces(self.tokenizer, (int(t[0, 0]) for t in tokens))
         return cut_at_stops(pieces, [stop] if isinstance(stop, str) else list(stop or []))
 

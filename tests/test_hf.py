@@ -224,7 +224,7 @@ def test_the_command_line_round_trip_and_fine_tune(tmp_path, trained_run, small_
         )
         == 0
     )
-    sets = [s for s in TINY if not s.startswith("model.")] + ["train.lr=3e-4", "train.max_iters=5"]
+    sets = [s for s in TINY if not s.startswith("model.")] + ["train.lr=3e-5", "train.max_iters=5"]  # as in README
     assert (
         main(
             [
@@ -243,4 +243,73 @@ def test_the_command_line_round_trip_and_fine_tune(tmp_path, trained_run, small_
     )
     assert gptkit.load(tmp_path / "tuned").config.model.n_layer == 2
     assert main(["import", str(tmp_path / "hf"), "--out", str(tmp_path / "imported")]) == 2  # not over a run
-    assert "not empty" in capsys.readouterr().err
+    assert "not an empty folder" in capsys.readouterr().err
+
+
+def test_export_never_replaces_the_run_or_an_unrelated_folder(tmp_path, trained_run):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    with pytest.raises(GptkitError, match="would replace the run"):
+        export_hf(run, run)
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "keep.txt").write_text("mine")
+    with pytest.raises(GptkitError, match="not an earlier export"):
+        export_hf(run, tmp_path / "precious")
+    assert (tmp_path / "precious" / "keep.txt").read_text() == "mine"
+    export_hf(run, tmp_path / "hf")
+    export_hf(run, tmp_path / "hf")  # replacing an earlier export is fine
+    assert (tmp_path / "hf" / "model.safetensors").exists() and (run / "checkpoint.safetensors").exists()
+
+
+def test_llama_round_trip_is_bit_exact_and_keeps_a_char_unknown(tmp_path):
+    from gptkit.tokenizer.char import CharTokenizer
+
+    tok = CharTokenizer.from_text("abc de", unknown="?")
+    config = GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=2, n_head=4, n_embd=32, **LLAMA)
+    make_run(tmp_path / "run", config, tok)
+    export_hf(tmp_path / "run", tmp_path / "hf")
+    import_hf(tmp_path / "hf", tmp_path / "back")
+    a, b = load_file(tmp_path / "run" / "model.safetensors"), load_file(tmp_path / "back" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert load_tokenizer(tmp_path / "back").to_dict() == tok.to_dict()
+
+
+def test_older_and_odd_configs(tmp_path):
+    model = hf_model("llama", tied=True)
+    model.save_pretrained(tmp_path / "llama")
+    raw = json.loads((tmp_path / "llama" / "config.json").read_text())
+    raw.pop("attention_bias", None), raw.pop("mlp_bias", None)  # configs saved by older transformers lack them
+    (tmp_path / "llama" / "config.json").write_text(json.dumps(raw))
+    import_hf(tmp_path / "llama", tmp_path / "run", echo=lambda line: None)
+    ours_vs_hf(gptkit.load(tmp_path / "run").model, model)
+
+    hf_model("gpt2", tied=True).save_pretrained(tmp_path / "gpt2")
+    raw = json.loads((tmp_path / "gpt2" / "config.json").read_text())
+    (tmp_path / "gpt2" / "config.json").write_text(json.dumps({**raw, "scale_attn_by_inverse_layer_idx": True}))
+    with pytest.raises(GptkitError, match="scale_attn_by_inverse_layer_idx"):
+        import_hf(tmp_path / "gpt2", tmp_path / "run2")
+
+
+def test_extra_tensors_are_refused(saved_gpt2, tmp_path):
+    rewrite(saved_gpt2, lambda t: t.update({"transformer.h.2.ln_1.weight": torch.ones(32)}))
+    with pytest.raises(GptkitError, match="does not account for, e.g. `transformer.h.2.ln_1.weight`"):
+        import_hf(saved_gpt2, tmp_path / "run")
+
+
+def test_tokenizers_from_elsewhere(saved_gpt2, tmp_path, trained_run):
+    # a tokenizer.json we cannot read (a SentencePiece-style normalizer): the weights come alone, with a note
+    export_hf(trained_run, tmp_path / "exported")
+    raw = json.loads((tmp_path / "exported" / "tokenizer.json").read_text())
+    (saved_gpt2 / "tokenizer.json").write_text(
+        json.dumps({**raw, "normalizer": {"type": "NFKC"}, "model": {"type": "BPE", "vocab": {}, "merges": []}})
+    )
+    notes = []
+    import_hf(saved_gpt2, tmp_path / "alone", echo=notes.append)
+    assert not (tmp_path / "alone" / "tokenizer.json").exists() and "could not be read" in notes[0]
+    # --tokenizer takes a Hugging Face tokenizer.json; a model vocabulary (96) larger than it (65) samples fine
+    import_hf(saved_gpt2, tmp_path / "with", tokenizer=tmp_path / "exported" / "tokenizer.json")
+    run = gptkit.load(tmp_path / "with")
+    assert run.tokenizer.to_dict() == load_tokenizer(trained_run).to_dict()
+    assert len(run.generate("ROMEO:", max_new_tokens=300, temperature=2.0, seed=0)) == 300

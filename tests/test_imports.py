@@ -10,7 +10,7 @@ LAYERS = [
     {"errors", "atomic", "config", "presets", "runtime"},
     {"tokenizer", "model"},
     {"data", "checkpoint", "generate", "streaming"},
-    {"train", "run", "hf"},
+    {"train", "run", "hf", "hf_convert"},
     {"chat", "info"},
     {"cli", "cli_tokenizer", "__init__", "__main__"},
 ]

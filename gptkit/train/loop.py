@@ -109,15 +109,19 @@ def start_warnings(config: RunConfig, has_val: bool) -> list[str]:
     return warnings
 
 
-def init_from_run(model: GPT, init_dir: Path, data_dir: Path) -> None:
-    """Start from another run's weights; its tokenizer must be the one the data was prepared with."""
+def check_init_tokenizer(init_dir: Path, data_dir: Path) -> None:
+    """The run we start from must have the tokenizer the data was prepared with (checked before anything else)."""
     read_run_config(init_dir)  # clear error when init_dir is not a run
+    if not (init_dir / TOKENIZER_FILE).exists():
+        raise GptkitError(
+            f"--init-from {init_dir}: the run has no tokenizer (its weights were imported alone); import it again "
+            "with --tokenizer PATH"
+        )
     if load_tokenizer(init_dir).to_dict() != load_tokenizer(data_dir).to_dict():
         raise GptkitError(
             f"--init-from {init_dir}: its tokenizer differs from the one {data_dir} was prepared with; "
             f"prepare the data with `--tokenizer {init_dir / TOKENIZER_FILE}`"
         )
-    load_weights(model, init_dir / WEIGHTS_FILE)
 
 
 def train_step(runner, model, optimizer, scaler, next_batch, cfg, lr: float, device, dtype) -> torch.Tensor:
@@ -168,12 +172,14 @@ class Trainer:
         self.device = pick_device(self.cfg.device)
         self.dtype = resolve_dtype(self.cfg.dtype, self.device)
         config.validate()
+        if init_from is not None and config.all_data():
+            check_init_tokenizer(Path(init_from), Path(config.all_data()[0].path))
         self.data = TrainingData(config)
         self.has_val = bool(self.data.eval_sets)
         torch.manual_seed(self.cfg.seed)
         self.model = GPT(config.model).to(self.device)
         if init_from is not None:
-            init_from_run(self.model, Path(init_from), self.data.first.path)
+            load_weights(self.model, Path(init_from) / WEIGHTS_FILE)
         self.optimizer = build_optimizer(self.model, self.cfg, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=(self.dtype == torch.float16))
         self.generators = {"train": torch.Generator().manual_seed(self.cfg.seed)}
