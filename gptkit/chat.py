@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gptkit.errors import GptkitError
+from gptkit.generate import check_sampling_args
 
 HELP = """commands:
   /temp X      temperature (0 = greedy)             /topk N    sample among the N likeliest (0 = off)
@@ -79,6 +80,10 @@ def apply_command(line: str, settings: ChatSettings) -> str:
     number = _number(kind, value, name)
     if field_name == "top_k" and number == 0 or field_name == "top_p" and number >= 1:
         number = None
+    trial = {**vars(settings), field_name: number}
+    check_sampling_args(
+        trial["temperature"], trial["top_k"], trial["top_p"], trial["max_new_tokens"], trial["repetition_penalty"]
+    )  # refuse a bad value now, not at the next message
     setattr(settings, field_name, number)
     return f"{field_name.replace('_', ' ')} {number if number is not None else 'off'}"
 
@@ -125,18 +130,23 @@ def chat(run, settings: ChatSettings, read: Callable[[str], str] = input, out=sy
                 history, reply = "", "conversation forgotten"
             out.write(reply + "\n")
             continue
+        try:
+            run.tokenizer.encode(message)  # a message the model cannot read is refused, not kept in the history
+        except GptkitError as err:
+            out.write(f"error: {err}\n")
+            continue
         history += message + "\n"
         history += respond(run, history, settings, out)
 
 
 def respond(run, history: str, settings: ChatSettings, out) -> str:
-    """Stream the model's continuation of `history` (its last block_size tokens); returns the text shown."""
-    try:
-        ids = run.tokenizer.encode(history)
-    except GptkitError as err:
-        out.write(f"error: {err}\n")
-        return ""
-    ids = ids[-run.model.config.block_size :]
+    """Stream the model's continuation of `history`; returns the text shown.
+
+    The model sees the end of the history, leaving room for the answer (up to half the window), so an
+    answer does not start by pushing the question out.
+    """
+    block_size = run.model.config.block_size
+    ids = run.tokenizer.encode(history)[-(block_size - min(settings.max_new_tokens, block_size // 2)) :]
     shown = []
     pieces = run.stream_ids(
         ids,

@@ -82,7 +82,7 @@ def cmd_sample(args) -> None:
             args.prompt,
             args.max_new_tokens,
             temperature=args.temperature,
-            top_k=args.top_k,
+            top_k=args.top_k or None,  # 0 = off, as in chat
             top_p=args.top_p,
             repetition_penalty=args.repetition_penalty,
             stop=[unescape(s) for s in args.stop],
@@ -103,9 +103,12 @@ def cmd_chat(args) -> None:
     from gptkit.run import load_run
 
     top_k = args.top_k or None
-    check_sampling_args(args.temperature, top_k, args.top_p, args.max_new_tokens)
+    check_sampling_args(args.temperature, top_k, args.top_p, args.max_new_tokens, args.repetition_penalty)
     run = load_run(args.run, weights=args.weights, device=args.device or "auto")
-    settings = ChatSettings(args.temperature, top_k, args.top_p, 1.0, args.max_new_tokens, [], args.seed)
+    stops = [unescape(s) for s in args.stop]
+    settings = ChatSettings(
+        args.temperature, top_k, args.top_p, args.repetition_penalty, args.max_new_tokens, stops, args.seed
+    )
     chat(run, settings)
 
 
@@ -174,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", default="", help="text to continue (default: start from a newline)")
     p.add_argument("--max-new-tokens", type=int, default=500)
     p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; higher = more random")
-    p.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens")
+    p.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens (0 = off)")
     p.add_argument("--top-p", type=float, default=None, help="sample only within this probability mass")
     p.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats (default 1 = off)")
     p.add_argument("--stop", action="append", default=[], help='end the sample at this text, e.g. --stop "\\n\\n"')
@@ -191,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=40, help="0 = off")
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--max-new-tokens", type=int, default=200, help="tokens per answer")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats (1 = off)")
+    p.add_argument("--stop", action="append", default=[], help="end answers at this text (\\n = newline)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--weights", default="last", choices=["last", "best"])
     p.add_argument("--device", default=None)

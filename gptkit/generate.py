@@ -3,9 +3,10 @@
 The one place for generation, used by `gptkit sample`, `gptkit chat`, `Run.generate`/`stream` and
 `Run.generate_ids`. Temperature 0 means greedy; top-k, top-p and a repetition penalty filter the logits.
 Prompts of different lengths are left-padded and carry a mask, so a batch gives each row what it would
-get alone. Context-full policy: the model never sees more than `block_size` tokens; when the window is
-full it slides by half a block and the cache is recomputed from the kept tokens (without a cache, each step
-sees the last `block_size` tokens). Works on ids only; text is the caller's business (see `gptkit.run`).
+get alone (while the padded batch fits the window). Context-full policy: the model never sees more than
+`block_size` tokens; when the window is full it slides, keeping the last half block (with a cache, the
+cache is recomputed from those); with or without a cache the same tokens come out.
+Works on ids only; text is the caller's business (see `gptkit.run`).
 """
 
 from collections.abc import Iterator
@@ -76,43 +77,36 @@ def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
 
 
 class _Window:
-    """The tokens a generation has so far (prompt + new, with padding mask), and the model state over them."""
+    """The tokens of a generation (prompt + new, with padding mask) and the model's view of them.
+
+    The model sees idx[:, offset:], at most `block_size` tokens. When a new token would overflow that, the
+    window slides: it keeps the last half block (and, with a cache, recomputes the cache from those). The
+    same policy with or without a cache, so both give the same tokens.
+    """
 
     def __init__(self, model, idx: torch.Tensor, mask: torch.Tensor, use_cache: bool):
-        self.model, self.idx, self.mask, self.use_cache = model, idx, mask, use_cache
+        self.model, self.idx, self.mask = model, idx, mask
         self.block_size = model.config.block_size
-        self.cache = None
+        self.offset = max(0, idx.size(1) - self.block_size)  # a long prompt: its last block
         self.padded = not bool(mask.all())  # without padding, positions and masks take the fast default path
+        self.cache = None
+        if use_cache:
+            param = next(model.parameters())
+            self.cache = KVCache(model.config, idx.size(0), self.block_size, param.device, param.dtype)
 
     def logits_for_next(self) -> torch.Tensor:
         """(B, V) logits for the token after the current ones."""
-        if not self.use_cache:
-            idx, mask = self.idx[:, -self.block_size :], self.mask[:, -self.block_size :]
-            if not self.padded:
-                return self.model(idx, last_only=True)[0][:, -1]
-            return self.model(idx, positions=positions_from_mask(mask), key_mask=mask, last_only=True)[0][:, -1]
-        if self.cache is None or self.cache.length >= self.block_size:
-            return self._prefill()
-        new = self.idx[:, self.cache.length + self.offset :]  # the tokens not yet in the cache (one)
-        positions = positions_from_mask(self.mask[:, self.offset :])[:, -new.size(1) :]
-        logits, _ = self.model(
-            new, cache=self.cache, positions=positions, key_mask=self.mask[:, self.offset :], last_only=True
-        )
-        return logits[:, -1]
-
-    def _prefill(self) -> torch.Tensor:
-        """(Re)build the cache from the last tokens: all of them, or half a block once the window is full."""
-        keep = min(self.idx.size(1), self.block_size if self.cache is None else max(1, self.block_size // 2))
-        self.offset = self.idx.size(1) - keep  # tokens before this index are out of the window
-        if self.cache is None:
-            param = next(self.model.parameters())
-            self.cache = KVCache(self.model.config, self.idx.size(0), self.block_size, param.device, param.dtype)
-        self.cache.reset()
+        if self.idx.size(1) - self.offset > self.block_size:  # full: slide, keeping the last half block
+            self.offset = self.idx.size(1) - max(1, self.block_size // 2)
+            if self.cache is not None:
+                self.cache.reset()
         idx, mask = self.idx[:, self.offset :], self.mask[:, self.offset :]
-        logits, _ = self.model(
-            idx, cache=self.cache, positions=positions_from_mask(mask), key_mask=mask, last_only=True
-        )
-        return logits[:, -1]
+        cached = self.cache.length if self.cache is not None else 0
+        new = idx[:, cached:]  # the whole window without a cache; the tokens not yet cached with one
+        if not self.padded:
+            return self.model(new, cache=self.cache, last_only=True)[0][:, -1]
+        positions = positions_from_mask(mask)[:, cached:]
+        return self.model(new, cache=self.cache, positions=positions, key_mask=mask, last_only=True)[0][:, -1]
 
     def append(self, next_id: torch.Tensor) -> None:
         self.idx = torch.cat([self.idx, next_id], dim=1)
@@ -122,7 +116,6 @@ class _Window:
             self.mask = self.mask[:, :1].expand_as(self.idx)
 
 
-@torch.inference_mode()
 def generate_tokens(
     model: torch.nn.Module,
     idx: torch.Tensor,
@@ -148,22 +141,31 @@ def generate_tokens(
         vocab_limit: never pick ids at or above this (a model whose vocabulary outgrows its tokenizer's).
     """
     check_sampling_args(temperature, top_k, top_p, max_new_tokens, repetition_penalty)
+    mask = torch.ones_like(idx, dtype=torch.bool) if attention_mask is None else attention_mask.to(torch.bool)
+    if idx.dim() != 2 or idx.dtype != torch.long or mask.shape != idx.shape:
+        raise GptkitError("generate: pass ids as a (B, T) int64 tensor (and attention_mask of the same shape)")
     if idx.size(1) == 0:
         raise GptkitError("generate: the prompt is empty; give at least one token")
-    model.eval()
-    mask = torch.ones_like(idx, dtype=torch.bool) if attention_mask is None else attention_mask.to(torch.bool)
     if not bool(mask[:, -1].all()):
         raise GptkitError("generate: pad prompts on the left; the last position of every row must be a real token")
+    if int(idx.max()) >= model.config.vocab_size or int(idx.min()) < 0:
+        raise GptkitError(f"generate: ids must be in [0, {model.config.vocab_size}), the model's vocabulary")
     generator = torch.Generator(device=idx.device).manual_seed(seed) if seed is not None else None
-    window = _Window(model, idx, mask, use_cache)
-    for _ in range(max_new_tokens):
-        logits = window.logits_for_next()  # (B, V)
-        if vocab_limit is not None and vocab_limit < logits.size(-1):
-            logits[:, vocab_limit:] = float("-inf")
-        if repetition_penalty != 1.0:
-            first_real = window.idx.gather(1, window.mask.long().argmax(1, keepdim=True))  # pads count as it
-            seen = torch.where(window.mask, window.idx, first_real)
-            logits = penalize_repeats(logits, seen, repetition_penalty)
-        next_id = sample_next(logits, temperature, top_k, top_p, generator)  # (B, 1)
-        window.append(next_id)
-        yield next_id
+    was_training = model.training
+    model.eval()
+    try:
+        window = _Window(model, idx, mask, use_cache)
+        for _ in range(max_new_tokens):
+            with torch.inference_mode():  # faster than no_grad; the ids handed out are ordinary tensors
+                logits = window.logits_for_next()  # (B, V)
+                if vocab_limit is not None and vocab_limit < logits.size(-1):
+                    logits[:, vocab_limit:] = float("-inf")
+                if repetition_penalty != 1.0:  # pads count as the row's first real token, already in `seen`
+                    first_real = window.idx.gather(1, window.mask.long().argmax(1, keepdim=True))
+                    seen = torch.where(window.mask, window.idx, first_real)
+                    logits = penalize_repeats(logits, seen, repetition_penalty)
+                next_id = sample_next(logits, temperature, top_k, top_p, generator)  # (B, 1)
+                window.append(next_id)
+            yield next_id.clone()
+    finally:
+        model.train(was_training)

@@ -114,8 +114,8 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = dropout_layer(config.dropout)
         norm = NORMS[config.norm]
-        self.q_norm = norm(self.head_size, eps=config.norm_eps) if config.qk_norm else None
-        self.k_norm = norm(self.head_size, eps=config.norm_eps) if config.qk_norm else None
+        self.q_norm = norm(self.head_size, bias=config.bias, eps=config.norm_eps) if config.qk_norm else None
+        self.k_norm = norm(self.head_size, bias=config.bias, eps=config.norm_eps) if config.qk_norm else None
 
     def forward(self, x: torch.Tensor, rope, cache: KVCache | None, mask: torch.Tensor | None) -> torch.Tensor:
         B, T, C = x.shape

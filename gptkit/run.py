@@ -114,7 +114,15 @@ class Run:
     def generate_ids(
         self, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 0.8, **sampling
     ) -> torch.Tensor:
-        """For your own tokenizer: (B, T) prompt ids -> (B, max_new_tokens) new ids (same options as `stream`)."""
+        """For your own tokenizer: (B, T) prompt ids -> (B, max_new_tokens) new ids.
+
+        Takes `stream`'s sampling options except `stop` (a text-level option), plus `attention_mask` (B, T) for
+        left-padded prompts of different lengths; `gptkit.generate.generate_tokens` yields them one at a time.
+        """
+        if "stop" in sampling:
+            raise GptkitError(
+                "generate_ids: `stop` works on text; use run.stream / run.generate, or stop on ids yourself"
+            )
         idx = idx.to(self.device)
         new = list(generate_tokens(self.model, idx, max_new_tokens, temperature=temperature, **sampling))
         return torch.cat(new, dim=1) if new else idx.new_zeros((idx.size(0), 0))

@@ -64,3 +64,27 @@ def test_commands_change_settings():
         apply_command("/bogus 1", settings)
     with pytest.raises(GptkitError, match="needs a number"):
         apply_command("/temp hot", settings)
+
+
+def test_a_bad_message_or_setting_does_not_poison_the_session(trained_run):
+    import io
+
+    import gptkit
+    from gptkit.chat import chat
+
+    run = gptkit.load(trained_run)
+    lines = iter(["café", "/temp -1", "/max 5", "ROMEO:"])
+
+    def read(prompt):
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    out = io.StringIO()
+    chat(run, ChatSettings(seed=0), read=read, out=out)
+    text = out.getvalue()
+    assert "error: character 'é'" in text  # refused, and not kept: the next message works
+    assert "error: --temperature -1.0" in text  # refused now, not at the next message
+    answer = text.split("max new tokens 5\n")[1]
+    assert "error" not in answer and len(answer.strip()) >= 1

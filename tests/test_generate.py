@@ -58,3 +58,17 @@ def test_top_k_keeps_k_tokens():
 def test_bad_sampling_arguments_are_clear_errors(model, kw):
     with pytest.raises(GptkitError):
         run(model, torch.zeros((1, 1), dtype=torch.long), **kw)
+
+
+def test_repetition_penalty_known_answer():
+    from gptkit.generate import penalize_repeats
+
+    logits = torch.tensor([[2.0, -2.0, 1.0]])
+    out = penalize_repeats(logits, torch.tensor([[0, 1, 1]]), 2.0)  # tokens 0 and 1 seen (1 twice)
+    assert out.tolist() == [[1.0, -4.0, 1.0]]  # positive halved, negative doubled, unseen kept
+
+
+def test_bad_ids_are_clear_errors(model):
+    for bad in (torch.zeros(4, dtype=torch.long), torch.zeros((1, 4)), torch.full((1, 4), 99)):
+        with pytest.raises(GptkitError, match="generate:"):
+            next(generate_tokens(model, bad, 1))

@@ -49,9 +49,17 @@ def test_kv_cache_logits_equal_a_full_recompute(pos, norm, mlp, qk_norm, n_kv_he
     assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-5)
 
 
-@pytest.mark.parametrize("pos", ["learned", "rope", "none"])
-def test_batched_unequal_prompts_equal_each_alone(pos):
-    model = build(pos, "rmsnorm", "swiglu", n_kv_head=2)
+def lively(model: GPT) -> GPT:
+    """Bigger random weights, so greedy generation varies from token to token (a fresh init repeats itself)."""
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * 0.3)
+    return model
+
+
+@pytest.mark.parametrize("pos, norm, mlp, qk_norm, n_kv_head", OPTIONS)
+def test_batched_unequal_prompts_equal_each_alone(pos, norm, mlp, qk_norm, n_kv_head):
+    model = lively(build(pos, norm, mlp, qk_norm, n_kv_head))
     prompts = [torch.randint(0, 50, (n,)) for n in (3, 9, 6)]
     width = max(len(p) for p in prompts)
     idx = torch.zeros((3, width), dtype=torch.long)
@@ -59,23 +67,35 @@ def test_batched_unequal_prompts_equal_each_alone(pos):
     for row, prompt in enumerate(prompts):  # left padding
         idx[row, width - len(prompt) :] = prompt
         mask[row, width - len(prompt) :] = True
+    # 9 + 15 new tokens: the padded batch stays inside block_size=24; a strong repetition penalty makes greedy
+    # text vary (a random model tends to repeat one token, which would make the comparison empty)
+    options = dict(temperature=0, repetition_penalty=100.0)
     for use_cache in (True, False):
         batch = torch.cat(
-            list(generate_tokens(model, idx, 30, temperature=0, attention_mask=mask, use_cache=use_cache)), dim=1
+            list(generate_tokens(model, idx, 15, attention_mask=mask, use_cache=use_cache, **options)), dim=1
         )
         for row, prompt in enumerate(prompts):
-            alone = torch.cat(list(generate_tokens(model, prompt[None], 30, temperature=0, use_cache=use_cache)), 1)
+            alone = torch.cat(list(generate_tokens(model, prompt[None], 15, use_cache=use_cache, **options)), 1)
             assert torch.equal(batch[row], alone[0]), (use_cache, row)
+    assert len(set(batch.flatten().tolist())) > 3  # the test would be empty if the model repeated one token
 
 
-def test_cached_generation_equals_recompute_past_the_block_size():
-    model = build("rope", "rmsnorm", "swiglu")
-    prompt = torch.randint(0, 50, (1, 5))
-    cached = list(generate_tokens(model, prompt, 15, temperature=0))
-    plain = list(generate_tokens(model, prompt, 15, temperature=0, use_cache=False))
-    assert torch.equal(torch.cat(cached, 1), torch.cat(plain, 1))  # within one block: identical
-    long = torch.cat(list(generate_tokens(model, prompt, 60, temperature=0)), 1)  # slides past block_size=24
-    assert long.shape == (1, 60)
+@pytest.mark.parametrize("pos", ["learned", "rope"])
+def test_cached_generation_equals_recompute_also_past_the_block_size(pos):
+    model = lively(build(pos, "rmsnorm", "swiglu"))
+    prompt = torch.randint(0, 50, (2, 5))
+    options = dict(temperature=0, repetition_penalty=1.3)
+    cached = torch.cat(list(generate_tokens(model, prompt, 70, **options)), 1)  # slides twice (block 24)
+    plain = torch.cat(list(generate_tokens(model, prompt, 70, use_cache=False, **options)), 1)
+    assert torch.equal(cached, plain) and len(set(cached.flatten().tolist())) > 3
+
+
+def test_generated_ids_are_ordinary_tensors_and_the_mode_is_restored():
+    model = build().train()
+    ids = next(generate_tokens(model, torch.zeros((1, 2), dtype=torch.long), 1, temperature=0))
+    assert model.training
+    ids += 1  # not an inference tensor: in-place works, and it can feed a training step
+    model(ids, ids)[1].backward()
 
 
 def test_rope_depends_only_on_relative_position():
