@@ -17,11 +17,19 @@ def cmd_prepare(args) -> None:
     from gptkit.data.prepare import prepare
 
     meta = prepare(
-        args.paths, args.out, tokenizer=args.tokenizer, val_fraction=args.val_fraction, unknown_char=args.unknown_char
+        args.paths,
+        args.out,
+        tokenizer=args.tokenizer,
+        val_fraction=args.val_fraction,
+        unknown_char=args.unknown_char,
+        text_field=args.field,
+        workers=args.workers,
     )
+    shards = sum(len(s) for s in meta["splits"].values())
     print(
         f"wrote {args.out}: {meta['train_tokens']:,} train + {meta['val_tokens']:,} val tokens "
-        f"({meta['dtype']}), vocab {meta['vocab_size']}, from {len(meta['sources'])} file(s)"
+        f"({meta['dtype']}, {shards} shard(s)), vocab {meta['vocab_size']}, from {len(meta['sources'])} file(s), "
+        f"{meta['documents']:,} document(s)"
     )
 
 
@@ -129,6 +137,35 @@ def cmd_import(args) -> None:
         print(f"wrote {out} (weights only)")
 
 
+def cmd_eval(args) -> None:
+    import json
+
+    from gptkit.evaluate import evaluate_dataset, evaluate_text
+    from gptkit.run import load_run
+
+    if not args.data and not args.text:
+        raise GptkitError("eval: pass --data DIR (prepared) and/or --text FILE (raw text) to evaluate on")
+    run = load_run(args.run, weights=args.weights, device=args.device or "auto")
+    results = [evaluate_dataset(run, d, split=args.split, max_tokens=args.max_tokens) for d in args.data]
+    results += [evaluate_text(run, t, max_tokens=args.max_tokens) for t in args.text]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    print(f"{'data':<28} {'tokens':>10} {'loss':>8} {'perplexity':>11} {'bits/byte':>10}")
+    for r in results:
+        print(f"{r.name:<28} {r.tokens:>10,} {r.loss:>8.4f} {r.perplexity:>11.3f} {r.bits_per_byte:>10.4f}")
+
+
+def cmd_forgetting(args) -> None:
+    from gptkit.experiments import forgetting
+
+    table = forgetting(args.a, args.b, args.steps, args.out, preset=args.preset, overrides=args.set)
+    print(f"{'run':<12} {'val loss A':>11} {'val loss B':>11}")
+    for run, losses in table["final"].items():
+        print(f"{run:<12} {losses['A']:>11.4f} {losses['B']:>11.4f}")
+    print(f"wrote {args.out}/forgetting.png and forgetting.json")
+
+
 def cmd_info(args) -> None:
     from gptkit.info import preset_table, run_summary
 
@@ -141,13 +178,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("prepare", help="text files, folders or a bundled dataset -> token files for training")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="text files, folders, or a bundled name (shakespeare)")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="text files (.txt, .jsonl, also .gz), folders, or a bundled name (shakespeare, warandpeace)",
+    )
     p.add_argument(
         "--tokenizer", default="char", help="'char' (build from the text) or a tokenizer JSON (BPE or char) to use"
     )
-    p.add_argument("--out", required=True, help="output folder for train.bin, val.bin, meta.json, tokenizer.json")
+    p.add_argument("--out", required=True, help="output folder for token shards, meta.json and tokenizer.json")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of the text held out (default 0.1)")
     p.add_argument("--unknown-char", default=None, help="char tokenizer: map unseen characters to this one")
+    p.add_argument("--field", default="text", help="the text field of .jsonl records (default: text)")
+    p.add_argument("--workers", type=int, default=1, help="encoding processes (default 1)")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train a GPT on prepared data; writes a run directory")
@@ -200,6 +244,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="last", choices=["last", "best"])
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("eval", help="loss, perplexity and bits per byte of a run on data or text")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--data", action="append", default=[], help="a prepared dataset (repeatable)")
+    p.add_argument("--text", action="append", default=[], help="a raw UTF-8 text file (repeatable)")
+    p.add_argument("--split", default="val", choices=["val", "train"], help="split of --data (default val)")
+    p.add_argument("--max-tokens", type=int, default=None, help="score at most this many tokens of each")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--weights", default="last", choices=["last", "best"])
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("forgetting", help="experiment: train A then B vs A+B mixed; plot val loss on both")
+    p.add_argument("--a", required=True, help="prepared dataset A (first in the sequential run)")
+    p.add_argument("--b", required=True, help="prepared dataset B (same tokenizer as A)")
+    p.add_argument("--steps", type=int, default=2000, help="optimizer steps per run (sequential: half on each)")
+    p.add_argument("--out", required=True, help="folder for the two runs, forgetting.png and forgetting.json")
+    p.add_argument("--preset", default="cpu-baby")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_forgetting)
 
     p = sub.add_parser("export", help="write a run as a Hugging Face transformers checkpoint folder")
     p.add_argument("run", help="run directory")

@@ -10,8 +10,8 @@ LAYERS = [
     {"errors", "atomic", "config", "presets", "runtime"},
     {"tokenizer", "model"},
     {"data", "checkpoint", "generate", "streaming"},
-    {"train", "run", "hf", "hf_convert"},
-    {"chat", "info"},
+    {"train", "run", "hf", "hf_convert", "evaluate"},
+    {"chat", "info", "experiments"},
     {"cli", "cli_tokenizer", "__init__", "__main__"},
 ]
 

@@ -1,0 +1,120 @@
+"""`gptkit eval`: loss, perplexity and bits per byte of a trained run on prepared data or a raw text file.
+
+The text is cut into consecutive windows of `block_size + 1` tokens and every token after the first of a
+window is scored with the context before it in that window (non-overlapping windows: simple and fast; a
+sliding window would score slightly lower). Bits per byte divides the total loss (in bits) by the UTF-8
+bytes the scored tokens stand for, so it compares models with different tokenizers. Entry points:
+`evaluate_dataset`, `evaluate_text`.
+"""
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gptkit.errors import GptkitError
+
+
+@dataclass
+class EvalResult:
+    name: str
+    tokens: int
+    bytes: int
+    loss: float  # mean cross-entropy per token, in nats
+    perplexity: float
+    bits_per_byte: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def byte_lengths(tokenizer, vocab_size: int) -> np.ndarray:
+    """UTF-8 bytes each token id stands for (0 for ids the tokenizer does not have)."""
+    lengths = np.zeros(vocab_size, dtype=np.int64)
+    for token_id in range(min(vocab_size, tokenizer.vocab_size)):
+        try:
+            lengths[token_id] = len(tokenizer.decode_bytes([token_id]))
+        except GptkitError:  # an unused id (a gap before special tokens)
+            lengths[token_id] = 0
+    return lengths
+
+
+def _batches(windows: Iterable[np.ndarray], batch_size: int) -> Iterator[np.ndarray]:
+    """Stack windows of equal length into (B, T+1) arrays; a shorter last window goes alone."""
+    pending: list[np.ndarray] = []
+    for window in windows:
+        if pending and len(window) != len(pending[0]):
+            yield np.stack(pending)
+            pending = []
+        pending.append(window)
+        if len(pending) == batch_size:
+            yield np.stack(pending)
+            pending = []
+    if pending:
+        yield np.stack(pending)
+
+
+def score(run, windows: Iterable[np.ndarray], name: str, batch_size: int = 16) -> EvalResult:
+    """Sum the loss of every scored token of `windows` (arrays of ids) under `run.model`."""
+    if run.tokenizer is None:
+        raise GptkitError(f"{run.run_dir} has no tokenizer; bits per byte needs one (import with --tokenizer)")
+    lengths = torch.from_numpy(byte_lengths(run.tokenizer, run.model.config.vocab_size))
+    nats, tokens, num_bytes = 0.0, 0, 0
+    run.model.eval()
+    with torch.inference_mode():
+        for batch in _batches(windows, batch_size):
+            if batch.shape[1] < 2:
+                continue
+            window = torch.from_numpy(batch).to(run.device)
+            logits, _ = run.model(window[:, :-1])  # (B, T, V)
+            targets = window[:, 1:]
+            nats += F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum").item()
+            tokens += targets.numel()
+            num_bytes += int(lengths[targets.cpu()].sum())
+    if tokens == 0:
+        raise GptkitError(f"{name}: nothing to evaluate (fewer than 2 tokens)")
+    loss = nats / tokens
+    return EvalResult(name, tokens, num_bytes, loss, math.exp(loss), nats / math.log(2) / max(num_bytes, 1))
+
+
+def evaluate_dataset(run, path, *, split: str = "val", max_tokens: int | None = None) -> EvalResult:
+    """Score one split of a prepared dataset, which must use the run's tokenizer."""
+    from gptkit.data.dataset import TokenDataset
+    from gptkit.tokenizer import load_tokenizer
+
+    dataset = TokenDataset(path)
+    if run.tokenizer is not None and load_tokenizer(dataset.path).to_dict() != run.tokenizer.to_dict():
+        raise GptkitError(
+            f"--data {path}: prepared with another tokenizer than {run.run_dir}; prepare it with "
+            f"`--tokenizer {Path(run.run_dir) / 'tokenizer.json'}`, or pass the raw text with --text"
+        )
+    if dataset.num_tokens(split) < 2:
+        raise GptkitError(f"--data {path}: the {split} split is empty; evaluate --split train or prepare again")
+    windows = dataset.windows(split, run.model.config.block_size, max_tokens)
+    return score(run, windows, f"{dataset.name}/{split}")
+
+
+def evaluate_text(run, path, *, max_tokens: int | None = None) -> EvalResult:
+    """Score a raw UTF-8 text file (encoded with the run's tokenizer)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GptkitError(f"--text {path}: no such file")
+    if run.tokenizer is None:
+        raise GptkitError(f"{run.run_dir} has no tokenizer; it cannot read raw text")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise GptkitError(f"--text {path}: not UTF-8 (invalid byte at offset {err.start})") from None
+    try:
+        ids = np.asarray(run.tokenizer.encode(text), dtype=np.int64)
+    except GptkitError as err:
+        raise GptkitError(f"--text {path}: {err}") from None
+    if max_tokens is not None:
+        ids = ids[: max_tokens + 1]
+    block = run.model.config.block_size
+    windows = (ids[start : start + block + 1] for start in range(0, max(len(ids) - 1, 0), block))
+    return score(run, windows, path.name)

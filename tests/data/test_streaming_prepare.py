@@ -1,0 +1,93 @@
+"""Streaming prepare: every input kind, shards, workers, restarts, and the errors users meet."""
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+from helpers import read_split
+
+from gptkit.data import prepare as prepare_module
+from gptkit.data import sources
+from gptkit.data.prepare import prepare
+from gptkit.errors import GptkitError
+from gptkit.tokenizer import load_tokenizer
+
+
+def all_text(out) -> str:
+    tok = load_tokenizer(out)
+    return tok.decode(read_split(out, "train")) + tok.decode(read_split(out, "val"))
+
+
+def test_jsonl_and_gzip_documents(tmp_path):
+    records = [{"text": f"document {i}\n", "id": i} for i in range(5)]
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n\n")
+    with gzip.open(tmp_path / "b.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("compressed text\n")
+    meta = prepare([str(tmp_path / "a.jsonl"), str(tmp_path / "b.txt.gz")], tmp_path / "d", val_fraction=0.0)
+    assert all_text(tmp_path / "d") == "".join(r["text"] for r in records) + "compressed text\n"
+    assert meta["documents"] == 6 and [s["documents"] for s in meta["sources"]] == [5, 1]
+
+
+def test_small_blocks_shards_and_two_workers_change_nothing(tmp_path, shakespeare_text, monkeypatch):
+    (tmp_path / "t.txt").write_text(shakespeare_text[:120_000])
+    (tmp_path / "gpt2").mkdir()
+    reference = prepare([str(tmp_path / "t.txt")], tmp_path / "one")
+    monkeypatch.setattr(sources, "READ_BYTES", 999)  # many read blocks
+    monkeypatch.setattr(prepare_module, "JOB_CHARS", 5000)  # many encoding jobs, cut between words
+    meta = prepare([str(tmp_path / "t.txt")], tmp_path / "many", workers=2, shard_tokens=30_000)
+    assert len(meta["splits"]["train"]) == 4  # 108,000 train tokens in shards of 30,000
+    for split in ("train", "val"):
+        assert np.array_equal(read_split(tmp_path / "one", split), read_split(tmp_path / "many", split))
+    assert meta["splits"]["train"][0]["sha256"] != reference["splits"]["train"][0]["sha256"]  # shards differ
+
+
+def test_bpe_documents_cut_into_jobs_encode_as_a_whole(tmp_path, shakespeare_text, monkeypatch):
+    from tokenizer.conftest import GPT2_DIR
+
+    from gptkit.tokenizer.formats import import_gpt2
+
+    tok = import_gpt2(GPT2_DIR / "encoder.json", GPT2_DIR / "vocab.bpe")
+    tok.save(tmp_path / "gpt2.json")
+    text = shakespeare_text[:50_000]
+    (tmp_path / "t.txt").write_text(text)
+    monkeypatch.setattr(prepare_module, "JOB_CHARS", 3000)
+    prepare(
+        [str(tmp_path / "t.txt")], tmp_path / "d", tokenizer=str(tmp_path / "gpt2.json"), val_fraction=0.0, workers=2
+    )
+    assert read_split(tmp_path / "d", "train").tolist() == tok.encode(text)
+
+
+def test_a_rerun_replaces_everything_and_an_interrupted_one_leaves_no_manifest(tmp_path, shakespeare_text, monkeypatch):
+    (tmp_path / "t.txt").write_text(shakespeare_text[:20_000])
+    prepare([str(tmp_path / "t.txt")], tmp_path / "d", shard_tokens=5000)
+    assert len(list((tmp_path / "d").glob("train-*.bin"))) == 4
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prepare_module, "encode_job", crash)
+    with pytest.raises(KeyboardInterrupt):
+        prepare([str(tmp_path / "t.txt")], tmp_path / "d", shard_tokens=5000)
+    assert not (tmp_path / "d" / "meta.json").exists()  # incomplete: no manifest, so no dataset to load
+    assert not list((tmp_path / "d").glob("*.tmp")) and not list((tmp_path / "d").glob("train-*.bin"))
+
+
+@pytest.mark.parametrize(
+    "lines, expected",
+    [
+        (['{"body": "x"}'], "a.jsonl:1: no text field 'text' (found: body); pass --field NAME"),
+        (['{"text": "ok"}', "{broken"], "a.jsonl:2: not a JSON object"),
+    ],
+)
+def test_bad_jsonl_names_file_and_line(tmp_path, lines, expected):
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(GptkitError, match=expected.replace("(", "\\(").replace(")", "\\)")):
+        prepare([str(tmp_path / "a.jsonl")], tmp_path / "d")
+    assert not (tmp_path / "d").exists()
+
+
+def test_text_the_given_tokenizer_cannot_encode_names_the_file(tmp_path, small_data):
+    (tmp_path / "new.txt").write_text("plain words and a rare character: ж")
+    with pytest.raises(GptkitError, match="new.txt: character 'ж'"):
+        prepare([str(tmp_path / "new.txt")], tmp_path / "d", tokenizer=str(small_data / "tokenizer.json"))

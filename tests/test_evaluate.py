@@ -1,0 +1,33 @@
+import math
+
+import pytest
+
+import gptkit
+from gptkit.cli import main
+from gptkit.errors import GptkitError
+from gptkit.evaluate import evaluate_dataset, evaluate_text
+from gptkit.train.metrics import read_metrics
+
+
+def test_eval_on_prepared_data_and_on_raw_text_agree(trained_run, small_data, small_text_file, tmp_path):
+    run = gptkit.load(trained_run)
+    on_data = evaluate_dataset(run, small_data)
+    assert on_data.perplexity == pytest.approx(math.exp(on_data.loss))
+    # char tokens are one ASCII byte each: bits per byte is the loss in bits
+    assert on_data.bits_per_byte == pytest.approx(on_data.loss / math.log(2))
+    last_eval = [r for r in read_metrics(trained_run / "metrics.jsonl") if r["kind"] == "eval"][-1]
+    assert on_data.loss == pytest.approx(last_eval["val_loss"], abs=0.15)  # the whole split vs a few batches
+    val_text = small_text_file.read_text()[int(len(small_text_file.read_text()) * 0.9) :]
+    (tmp_path / "val.txt").write_text(val_text)
+    on_text = evaluate_text(run, tmp_path / "val.txt")
+    assert on_text.tokens == on_data.tokens and on_text.loss == pytest.approx(on_data.loss, abs=1e-5)
+
+
+def test_eval_command_and_its_errors(trained_run, small_data, tmp_path, capsys):
+    assert main(["eval", str(trained_run), "--data", str(small_data), "--json"]) == 0
+    assert '"bits_per_byte"' in capsys.readouterr().out
+    (tmp_path / "odd.txt").write_text("ж")
+    assert main(["eval", str(trained_run), "--text", str(tmp_path / "odd.txt")]) == 2
+    assert "odd.txt: character 'ж'" in capsys.readouterr().err
+    with pytest.raises(GptkitError, match="--data or|--data DIR"):
+        main(["--debug", "eval", str(trained_run)])
