@@ -21,6 +21,19 @@ _GPT2_TRAIN = {  # nanoGPT's config/train_gpt2.py: ~0.5M tokens per step on 8 GP
 }
 
 
+_CPU_TRAIN = {  # nanoGPT's Shakespeare-char schedule at the size of its README's CPU recipe
+    "batch_size": 12,
+    "max_iters": 2000,
+    "lr": 1e-3,
+    "warmup_iters": 100,
+    "beta2": 0.99,
+    "weight_decay": 0.1,
+    "eval_interval": 250,
+    "eval_iters": 50,
+    "log_interval": 50,
+}
+
+
 def _gpt2(n_layer: int, n_head: int, n_embd: int) -> dict:
     model = {"n_layer": n_layer, "n_head": n_head, "n_embd": n_embd, "block_size": 1024, "dropout": 0.0}
     return {"model": model, "train": dict(_GPT2_TRAIN)}
@@ -41,17 +54,7 @@ PRESETS: dict[str, dict[str, dict]] = {
     },
     "cpu-baby": {
         "model": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "dropout": 0.0},
-        "train": {
-            "batch_size": 12,
-            "max_iters": 2000,
-            "lr": 1e-3,
-            "warmup_iters": 100,
-            "beta2": 0.99,
-            "weight_decay": 0.1,
-            "eval_interval": 250,
-            "eval_iters": 50,
-            "log_interval": 50,
-        },
+        "train": dict(_CPU_TRAIN),
     },
     "shakespeare": {
         "model": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.2},
@@ -80,17 +83,7 @@ PRESETS: dict[str, dict[str, dict]] = {
             "bias": False,
             "tie_embeddings": False,
         },
-        "train": {
-            "batch_size": 12,
-            "max_iters": 2000,
-            "lr": 1e-3,
-            "warmup_iters": 100,
-            "beta2": 0.99,
-            "weight_decay": 0.1,
-            "eval_interval": 250,
-            "eval_iters": 50,
-            "log_interval": 50,
-        },
+        "train": dict(_CPU_TRAIN),
     },
     "gpt2": _gpt2(12, 12, 768),
     "gpt2-medium": _gpt2(24, 16, 1024),

@@ -142,16 +142,7 @@ class BPETokenizer:
             new_id = ranks.get(best)
             if new_id is None:
                 break
-            left, right = best
-            merged, i, n = [], 0, len(ids)
-            while i < n:
-                if i < n - 1 and ids[i] == left and ids[i + 1] == right:
-                    merged.append(new_id)
-                    i += 2
-                else:
-                    merged.append(ids[i])
-                    i += 1
-            ids = merged
+            ids = merge_pair(ids, best[0], best[1], new_id)
         return ids
 
     def encode_batch(self, texts: Iterable[str], *, workers: int = 2, **special_options) -> list[list[int]]:
@@ -236,6 +227,19 @@ class BPETokenizer:
     def save(self, path) -> None:
         """Write the tokenizer as JSON (merges as id pairs), atomically."""
         atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))
+
+
+def merge_pair(ids: list[int], left: int, right: int, new_id: int) -> list[int]:
+    """`ids` with every non-overlapping (left, right), scanned left to right, replaced by `new_id`."""
+    out, i, n = [], 0, len(ids)
+    while i < n:
+        if i < n - 1 and ids[i] == left and ids[i + 1] == right:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
 
 
 def check_text(text: str) -> None:

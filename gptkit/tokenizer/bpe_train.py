@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from gptkit.errors import GptkitError
-from gptkit.tokenizer.bpe import BPETokenizer, gpt2_byte_ids
+from gptkit.tokenizer.bpe import BPETokenizer, gpt2_byte_ids, merge_pair
 from gptkit.tokenizer.patterns import iter_chunks, iter_file_blocks, resolve_pattern
 
 
@@ -66,7 +66,7 @@ def learn_merges(chunk_counts: dict[bytes, int], num_merges: int, progress: bool
         left, right = pair
         for index in where.pop(pair):
             word, freq = words[index], freqs[index]
-            merged = _merge_word(word, left, right, new_id)
+            merged = merge_pair(word, left, right, new_id)
             for old in zip(word, word[1:]):
                 pair_counts[old] -= freq
             for new in zip(merged, merged[1:]):
@@ -80,20 +80,6 @@ def learn_merges(chunk_counts: dict[bytes, int], num_merges: int, progress: bool
             heapq.heappush(heap, (-pair_counts[new], new))
     bar.close()
     return merges
-
-
-def _merge_word(word: list[int], left: int, right: int, new_id: int) -> list[int]:
-    """`word` with every non-overlapping (left, right), scanned left to right, replaced by `new_id`."""
-    out = []
-    i, n = 0, len(word)
-    while i < n:
-        if i < n - 1 and word[i] == left and word[i + 1] == right:
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(word[i])
-            i += 1
-    return out
 
 
 def train_bpe(
