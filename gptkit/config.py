@@ -156,6 +156,11 @@ class RunConfig:
     def validate(self) -> None:
         self.model.validate()
         self.train.validate()
+        if self.stages and self.data:
+            raise GptkitError(
+                "config: give either [[data]] (one mixture for the whole run) or [[stages]] (each with its own "
+                "data), not both; with --data and a stages file, drop --data"
+            )
         for number, stage in enumerate(self.stages, 1):
             if stage.steps <= 0 or not stage.data:
                 raise GptkitError(f"[[stages]] #{number}: needs `steps` > 0 and at least one `data` entry")
@@ -242,7 +247,8 @@ def _parse_stages(value, *, source: str) -> list[StageConfig]:
     for number, entry in enumerate(value, 1):
         if set(entry) - {"steps", "data"} or "data" not in entry:
             raise GptkitError(f"{source}: [[stages]] #{number} needs `steps` and `data`, got {sorted(entry)}")
-        stages.append(StageConfig(steps=int(entry.get("steps", 0)), data=_parse_data(entry["data"], source=source)))
+        steps = _coerce(entry.get("steps", 0), int, f"stages[{number}].steps", source)
+        stages.append(StageConfig(steps=steps, data=_parse_data(entry["data"], source=source)))
     return stages
 
 

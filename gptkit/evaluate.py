@@ -33,9 +33,13 @@ class EvalResult:
 
 
 def byte_lengths(tokenizer, vocab_size: int) -> np.ndarray:
-    """UTF-8 bytes each token id stands for (0 for ids the tokenizer does not have)."""
+    """UTF-8 bytes of text each token id stands for: 0 for special tokens (`<|endoftext|>` separates
+    documents; it is not 13 bytes of text) and for ids the tokenizer does not have."""
     lengths = np.zeros(vocab_size, dtype=np.int64)
+    specials = set(getattr(tokenizer, "specials", {}).values())
     for token_id in range(min(vocab_size, tokenizer.vocab_size)):
+        if token_id in specials:
+            continue
         try:
             lengths[token_id] = len(tokenizer.decode_bytes([token_id]))
         except GptkitError:  # an unused id (a gap before special tokens)

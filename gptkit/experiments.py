@@ -49,11 +49,11 @@ def plot(results: dict, switch: int, path: Path, names: tuple[str, str]) -> None
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, key, label in zip(axes, ("A", "B"), names):
+    for ax, key, label in zip(axes, ("A", "B"), names):  # label: the dataset's folder name
         for run, style in (("sequential", "-"), ("mixed", "--")):
             ax.plot(results[run]["step"], results[run][key], style, label=run, linewidth=2)
         ax.axvline(switch, color="grey", linestyle=":", label="sequential run switches A -> B")
-        ax.set_title(f"validation loss on {key}: {label}")
+        ax.set_title(f"validation loss on {key} ({label})")
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("cross-entropy (nats/token)")
@@ -64,10 +64,28 @@ def plot(results: dict, switch: int, path: Path, names: tuple[str, str]) -> None
     plt.close(fig)
 
 
+def eval_interval(steps: int) -> int:
+    """About 20 evaluations, at an interval that divides the switch step, so the switch is always measured."""
+    switch = steps // 2
+    return next(i for i in range(max(1, steps // 20), 0, -1) if switch % i == 0)
+
+
+def check_inputs(a: str, b: str, block_size: int) -> None:
+    """Refuse inputs that would only fail after both runs have trained."""
+    from gptkit.data.dataset import TokenDataset
+
+    if Path(a).resolve() == Path(b).resolve():
+        raise GptkitError("forgetting: --a and --b are the same dataset; pass two different ones")
+    for flag, path in (("--a", a), ("--b", b)):
+        if not TokenDataset(path).has_windows("val", block_size):
+            raise GptkitError(f"forgetting {flag} {path}: no val split longer than block_size={block_size}")
+
+
 def forgetting(a: str, b: str, steps: int, out_dir, *, preset: str = "cpu-baby", overrides=(), echo=print) -> dict:
     """Run the experiment and write `out_dir/forgetting.{png,json}`; returns the JSON table."""
     out = Path(out_dir)
-    base = resolve_config(preset=preset, overrides=[f"train.eval_interval={max(1, steps // 20)}", *overrides])
+    base = resolve_config(preset=preset, overrides=[f"train.eval_interval={eval_interval(steps)}", *overrides])
+    check_inputs(a, b, base.model.block_size)
     configs = experiment_configs(a, b, steps, base)
     results = {}
     for name, config in configs.items():

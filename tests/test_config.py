@@ -66,3 +66,13 @@ def test_unknown_preset_and_missing_toml(tmp_path):
         resolve_config(preset="huge")
     with pytest.raises(GptkitError, match="no such file"):
         resolve_config(toml_path=str(tmp_path / "none.toml"))
+
+
+def test_data_and_stages_together_are_refused(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text('[train]\nmax_iters = 5\n[[data]]\npath = "x"\n[[stages]]\nsteps = 5\ndata = [{path = "y"}]\n')
+    with pytest.raises(GptkitError, match="not both"):
+        resolve_config(toml_path=str(toml))
+    toml.write_text('[train]\nmax_iters = 5\n[[stages]]\nsteps = "five"\ndata = [{path = "y"}]\n')
+    with pytest.raises(GptkitError, match=r"stages\[1\]\.steps. expects int"):
+        resolve_config(toml_path=str(toml))

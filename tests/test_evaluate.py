@@ -31,3 +31,14 @@ def test_eval_command_and_its_errors(trained_run, small_data, tmp_path, capsys):
     assert "odd.txt: character 'ж'" in capsys.readouterr().err
     with pytest.raises(GptkitError, match="--data or|--data DIR"):
         main(["--debug", "eval", str(trained_run)])
+
+
+def test_bits_per_byte_does_not_count_separators_as_text(tmp_path):
+    from tokenizer.conftest import GPT2_DIR
+
+    from gptkit.evaluate import byte_lengths
+    from gptkit.tokenizer.formats import import_gpt2
+
+    tok = import_gpt2(GPT2_DIR / "encoder.json", GPT2_DIR / "vocab.bpe")
+    lengths = byte_lengths(tok, tok.vocab_size)
+    assert lengths[50256] == 0 and lengths[15496] == len(b"Hello")

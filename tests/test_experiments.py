@@ -32,3 +32,13 @@ def test_forgetting_writes_a_plot_and_a_table(tmp_path, shakespeare_text):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])
     assert width > 800 and height > 300
+
+
+def test_inputs_that_would_fail_late_are_refused_first(small_data):
+    import pytest
+
+    from gptkit.errors import GptkitError
+
+    with pytest.raises(GptkitError, match="same dataset"):
+        forgetting(str(small_data), str(small_data), 10, small_data.parent / "nowhere")
+    assert not (small_data.parent / "nowhere").exists()

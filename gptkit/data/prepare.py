@@ -24,7 +24,7 @@ from gptkit.errors import GptkitError
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
 from gptkit.tokenizer.bpe import BPETokenizer
 from gptkit.tokenizer.char import CharTokenizer
-from gptkit.tokenizer.patterns import PATTERNS
+from gptkit.tokenizer.patterns import LOOKAHEAD_CHARS, PATTERNS
 
 META_FILE = "meta.json"
 FORMAT_VERSION = 2
@@ -37,13 +37,28 @@ __all__ = ["BUNDLED", "prepare"]
 _SAFE_CUT = regex.compile(r"\p{L}(?= \p{L})")
 
 
-def safe_cut(text: str, limit: int) -> int:
-    """A position <= limit where `text` may be cut without changing its BPE encoding, or 0 if none nearby."""
+def safe_cut(text: str, limit: int, pattern: regex.Pattern) -> int:
+    """A position <= limit where `text` may be cut without changing its BPE encoding, or 0 if none.
+
+    First a space between two letters near `limit`; else (text without spaces, such as Chinese) the start of a
+    chunk of `pattern` whose previous chunk ends in a non-space character at least LOOKAHEAD_CHARS before
+    the end of the text looked at (the rule `iter_chunks` uses, exact for the gpt2 and gpt4 patterns).
+    """
     window = max(0, limit - 65536)
     last = 0
     for match in _SAFE_CUT.finditer(text, window, limit):
         last = match.end()
-    return last
+    if last:
+        return last
+    end = min(len(text), limit + LOOKAHEAD_CHARS)
+    previous_end_ok, best = False, 0
+    for match in pattern.finditer(text, window, end):
+        if match.start() > limit:
+            break
+        if previous_end_ok and match.start() > window:
+            best = match.start()
+        previous_end_ok = bool(match.group()) and not match.group()[-1].isspace()
+    return best
 
 
 # -- worker side -------------------------------------------------------------------------------------------
@@ -78,13 +93,19 @@ def encode_job(job: list, tok=None) -> np.ndarray:
 
 
 def _jobs(
-    sources: list[Source], text_field: str, split_at: int, separator: int | None, newline_separator: bool, cut: str
+    sources: list[Source],
+    text_field: str,
+    split_at: int,
+    separator: int | None,
+    newline_separator: bool,
+    cut: str,
+    chunker: regex.Pattern | None = None,
 ) -> Iterator:
     """(split, job) pairs in corpus order; a job holds about JOB_CHARS characters of one split.
 
     `cut` says where a long document may be cut into jobs: "anywhere" (char tokenizers), "words" (the gpt2
-    and gpt4 patterns, see `safe_cut`) or "never". `separator` goes between documents; a newline separator
-    (char tokenizers) only after a document that does not already end with one.
+    and gpt4 patterns, whose compiled regex is `chunker`; see `safe_cut`) or "never". `separator` goes
+    between documents; a newline separator (char tokenizers) only after one that does not end with one.
     """
     position, first, ends_with_newline = 0, True, False
     current: dict[str, list] = {"train": [], "val": []}
@@ -106,7 +127,7 @@ def _jobs(
             for block in blocks:
                 pending += block
                 while len(pending) > JOB_CHARS:
-                    at = {"anywhere": JOB_CHARS, "words": safe_cut(pending, JOB_CHARS), "never": 0}[cut]
+                    at = JOB_CHARS if cut == "anywhere" else safe_cut(pending, JOB_CHARS, chunker) if chunker else 0
                     if not at:
                         break
                     yield from _route(add, pending[:at], position, split_at)
@@ -131,39 +152,38 @@ def _route(add, text: str, position: int, split_at: int) -> Iterator:
         yield from add("val", text[cut:])
 
 
-def _scan(sources: list[Source], text_field: str, tok) -> int:
-    """First pass: characters in all documents, each source's alphabet (char tokenizers), sha256 and sizes;
-    text a given tokenizer cannot encode is refused here, with the file it is in."""
-    total = 0
+def _scan(sources: list[Source], text_field: str, tok) -> tuple[int, set]:
+    """First pass: characters in all documents and their alphabet (for char tokenizers); sha256 and sizes
+    of every source. Text a given tokenizer cannot encode is refused here, with the file it is in."""
+    total, alphabet = 0, set()
     specials = list(tok.specials) if isinstance(tok, BPETokenizer) else []
     keep = max((len(s) for s in specials), default=1) - 1
+    known = set(tok.chars) if isinstance(tok, CharTokenizer) and tok.unknown is None else None
     for source in sources:
         for blocks in iter_documents(source, text_field):
             tail = ""
             for block in blocks:
-                if tok is None or isinstance(tok, CharTokenizer):
-                    source.alphabet.update(block)
+                if tok is None or known is not None:
+                    new = set(block) - alphabet
+                    alphabet |= new
+                    if known is not None and new - known:
+                        bad = sorted(new - known)[0]
+                        raise GptkitError(
+                            f"{source.path}: character {bad!r} (U+{ord(bad):04X}) is not in the tokenizer's "
+                            "vocabulary; prepare with a tokenizer that covers this text"
+                        )
                 for special in specials:  # a special token's text in the data would be an error when encoding
-                    at = (tail + block).find(special)
-                    if at >= 0:
+                    if (tail + block).find(special) >= 0:
                         raise GptkitError(
                             f"{source.path}: the text contains the special token {special!r}; remove it, or use a "
                             "tokenizer without that special token"
                         )
                 tail = block[-keep:] if keep else ""
         total += source.characters
-        if isinstance(tok, CharTokenizer) and tok.unknown is None:
-            missing = sorted(source.alphabet - set(tok.chars))
-            if missing:
-                raise GptkitError(
-                    f"{source.path}: character {missing[0]!r} (U+{ord(missing[0]):04X}) is not in the tokenizer's "
-                    f"vocabulary ({len(missing)} such); prepare with a tokenizer that covers this text"
-                )
-    return total
+    return total, alphabet
 
 
-def _new_char_tokenizer(sources: list[Source], unknown_char: str | None) -> CharTokenizer:
-    alphabet = set().union(*(s.alphabet for s in sources))
+def _new_char_tokenizer(sources: list[Source], alphabet: set, unknown_char: str | None) -> CharTokenizer:
     multi_doc = sum(s.documents for s in sources) > 1  # documents are then separated by newlines
     return CharTokenizer.from_text("".join(sorted(alphabet)) + ("\n" if multi_doc else ""), unknown=unknown_char)
 
@@ -198,11 +218,12 @@ def prepare(
         raise GptkitError(f"--workers {workers}: must be at least 1")
     sources = resolve_sources(paths)
     tok = load_tokenizer(tokenizer) if tokenizer != "char" else None
-    total = _scan(sources, text_field, tok)
+    total, alphabet = _scan(sources, text_field, tok)
+    hashes = [s.sha256 for s in sources]
     if total == 0:
         raise GptkitError(f"prepare: the inputs hold no text (checked {len(sources)} file(s)); pass text files")
     if tok is None:
-        tok = _new_char_tokenizer(sources, unknown_char)
+        tok = _new_char_tokenizer(sources, alphabet, unknown_char)
     multi_doc = sum(s.documents for s in sources) > 1
     if isinstance(tok, BPETokenizer):
         separator = tok.specials.get(EOT)
@@ -218,10 +239,14 @@ def prepare(
     remove_outputs(out)
     writers = {split: ShardWriter(out, split, dtype, shard_tokens) for split in ("train", "val")}
     try:
-        jobs = _jobs(sources, text_field, split_at, separator, isinstance(tok, CharTokenizer), cut)
+        chunker = tok.compiled if cut == "words" else None
+        jobs = _jobs(sources, text_field, split_at, separator, isinstance(tok, CharTokenizer), cut, chunker)
         for split, ids in _encoded(jobs, tok, workers):
             writers[split].write(ids)
         shards = {split: writer.close() for split, writer in writers.items()}
+        changed = [s.path for s, h in zip(sources, hashes) if s.sha256 != h]
+        if changed:
+            raise GptkitError(f"{changed[0]}: the file changed while it was being prepared; run prepare again")
     except BaseException:
         for writer in writers.values():
             writer.abort()

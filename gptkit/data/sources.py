@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from gptkit.errors import GptkitError
@@ -36,7 +36,6 @@ class Source:
     sha256: str = ""
     characters: int = 0
     documents: int = 0
-    alphabet: set = field(default_factory=set, repr=False)
 
     def manifest(self) -> dict:
         return {
@@ -105,7 +104,7 @@ def _text_blocks(source: Source) -> Iterator[str]:
     with open(source.path, "rb") as raw:
         hashing = _HashingReader(raw, source)
         stream = gzip.GzipFile(fileobj=hashing) if source.compressed else io.BufferedReader(hashing)
-        decoder = codecs.getincrementaldecoder("utf-8")()
+        decoder = codecs.getincrementaldecoder("utf-8-sig")()  # a leading byte-order mark is not text
         offset = 0
         try:
             while True:
@@ -167,6 +166,8 @@ def iter_documents(source: Source, text_field: str = "text") -> Iterator[list[st
     source.characters = source.documents = 0
     if source.jsonl:
         for text in _jsonl_documents(source, text_field):
+            if not text:  # an empty record is no document (and gets no separator)
+                continue
             source.characters += len(text)
             source.documents += 1
             yield [text]

@@ -190,10 +190,12 @@ class Trainer:
                 run_dir / CHECKPOINT_FILE, self.model, self.optimizer, self.generators, self.device
             )
             if self.state.step >= self.cfg.max_iters:
-                raise GptkitError(
-                    f"--resume {run_dir}: the run already finished its {self.state.step} steps; "
-                    "pass --set train.max_iters=N with a larger N to train further"
+                more = (
+                    "add a stage (and raise train.max_iters to match)"
+                    if config.stages
+                    else ("pass --set train.max_iters=N with a larger N")
                 )
+                raise GptkitError(f"--resume {run_dir}: the run already finished its {self.state.step} steps; {more}")
             apply_optimizer_settings(self.optimizer, self.cfg)  # --set may change them on resume
             if self.state.scaler:
                 self.scaler.load_state_dict(self.state.scaler)

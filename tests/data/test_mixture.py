@@ -7,6 +7,7 @@ from gptkit.data.dataset import TokenDataset
 from gptkit.data.mixture import Mixture
 from gptkit.data.prepare import prepare
 from gptkit.errors import GptkitError
+from gptkit.tokenizer import load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +23,23 @@ def two_sets(tmp_path_factory, shakespeare_text):
     return TokenDataset(folder / "a"), TokenDataset(folder / "b")
 
 
-def test_observed_proportions_match_the_weights(two_sets):
-    mixture = Mixture(list(two_sets), [0.7, 0.3])
-    generator = torch.Generator().manual_seed(0)
-    counts = torch.zeros(2)
+def test_observed_proportions_match_the_weights(tmp_path):
+    # A is written with "ab" only, B with "xy" only (one vocabulary), so each row shows where it came from.
+    (tmp_path / "joint.txt").write_text("abxy\n")
+    prepare([str(tmp_path / "joint.txt")], tmp_path / "joint")
+    tok = str(tmp_path / "joint" / "tokenizer.json")
+    (tmp_path / "a.txt").write_text("ab" * 5000)
+    (tmp_path / "b.txt").write_text("xy" * 5000)
+    prepare([str(tmp_path / "a.txt")], tmp_path / "A", tokenizer=tok)
+    prepare([str(tmp_path / "b.txt")], tmp_path / "B", tokenizer=tok)
+    mixture = Mixture([TokenDataset(tmp_path / "A"), TokenDataset(tmp_path / "B")], [0.7, 0.3])
+    a_ids = set(load_tokenizer(tmp_path / "joint").encode("ab"))
+    generator, from_a, rows = torch.Generator().manual_seed(0), 0, 0
     for _ in range(10_000):
-        choice = torch.multinomial(mixture.probs, 12, replacement=True, generator=generator)
-        counts += torch.bincount(choice, minlength=2)
-    assert abs(counts[0] / counts.sum() - 0.7) < 0.02
+        x, _ = mixture.get_batch("train", 12, 8, generator, torch.device("cpu"))
+        from_a += sum(int(row[0]) in a_ids for row in x)
+        rows += len(x)
+    assert abs(from_a / rows - 0.7) < 0.02
 
 
 def test_rows_come_from_the_dataset_drawn_for_them(two_sets):

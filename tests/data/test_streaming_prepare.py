@@ -91,3 +91,32 @@ def test_text_the_given_tokenizer_cannot_encode_names_the_file(tmp_path, small_d
     (tmp_path / "new.txt").write_text("plain words and a rare character: ж")
     with pytest.raises(GptkitError, match="new.txt: character 'ж'"):
         prepare([str(tmp_path / "new.txt")], tmp_path / "d", tokenizer=str(small_data / "tokenizer.json"))
+
+
+def test_jsonl_records_are_separated_and_empty_ones_skipped(tmp_path):
+    lines = [json.dumps({"text": t}) for t in ("abc", "", "xyz\n", "end")]
+    (tmp_path / "a.jsonl").write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode())  # with a byte-order mark
+    meta = prepare([str(tmp_path / "a.jsonl")], tmp_path / "d", val_fraction=0.0)
+    assert all_text(tmp_path / "d") == "abc\nxyz\nend" and meta["documents"] == 3
+
+
+def test_text_without_spaces_is_still_cut_into_bounded_jobs(tmp_path, monkeypatch):
+    import random
+
+    from tokenizer.conftest import GPT2_DIR
+
+    from gptkit.data.sources import resolve_sources
+    from gptkit.tokenizer.formats import import_gpt2
+
+    tok = import_gpt2(GPT2_DIR / "encoder.json", GPT2_DIR / "vocab.bpe")
+    rng = random.Random(0)
+    text = "".join(rng.choice("床前明月光疑是地上霜舉頭望低思故鄉，。") for _ in range(60_000))  # no spaces
+    (tmp_path / "zh.txt").write_text(text)
+    monkeypatch.setattr(prepare_module, "JOB_CHARS", 5000)
+    jobs = list(
+        prepare_module._jobs(
+            resolve_sources([str(tmp_path / "zh.txt")]), "text", 10**9, None, False, "words", tok.compiled
+        )
+    )
+    assert max(sum(len(p) for p in job if isinstance(p, str)) for _, job in jobs) <= 2 * 5000
+    assert [i for _, job in jobs for i in prepare_module.encode_job(job, tok).tolist()] == tok.encode(text)
