@@ -29,7 +29,14 @@ def cmd_train(args) -> None:
     from gptkit.data.sources import resolve_sources
     from gptkit.tokenizer.bpe_train import train_bpe
 
-    files = [source.path for source in resolve_sources(args.paths)]
+    sources = resolve_sources(args.paths)
+    unsupported = [s.path for s in sources if s.jsonl or s.compressed]
+    if unsupported:
+        raise GptkitError(
+            f"{unsupported[0]}: tokenizer train reads plain text files only (not .jsonl or .gz yet); "
+            "extract the text to a .txt file first"
+        )
+    files = [source.path for source in sources]
     tok = train_bpe(files, args.vocab_size, pattern=args.pattern, specials=args.special)
     _saved(tok, args.out)
 
