@@ -13,6 +13,13 @@ from gptkit.config import GPTConfig
 from gptkit.errors import GptkitError
 from gptkit.model import GPT, mlp_hidden_size
 
+# Per-layer Llama matrices that are ours one to one (q/k/v are split from c_attn separately).
+LLAMA_LAYER_NAMES = (
+    ("attn.c_proj", "self_attn.o_proj"),
+    ("mlp.c_gate", "mlp.gate_proj"),
+    ("mlp.c_fc", "mlp.up_proj"),
+    ("mlp.c_proj", "mlp.down_proj"),
+)
 GPT2_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
@@ -74,12 +81,7 @@ def to_hf_state(model: GPT, arch: str) -> dict[str, torch.Tensor]:
                 q, k, v = ours[ours_i + "attn.c_attn." + kind].split([nh * hs, nkv * hs, nkv * hs], dim=0)
                 for proj, part in (("q_proj", q), ("k_proj", k), ("v_proj", v)):
                     state[f"{hf_i}self_attn.{proj}.{kind}"] = part.contiguous()
-            for ours_name, hf_name in (
-                ("attn.c_proj", "self_attn.o_proj"),
-                ("mlp.c_gate", "mlp.gate_proj"),
-                ("mlp.c_fc", "mlp.up_proj"),
-                ("mlp.c_proj", "mlp.down_proj"),
-            ):
+            for ours_name, hf_name in LLAMA_LAYER_NAMES:
                 if f"{ours_i}{ours_name}.{kind}" in ours:
                     state[f"{hf_i}{hf_name}.{kind}"] = ours[f"{ours_i}{ours_name}.{kind}"]
     return state
@@ -145,12 +147,7 @@ def _map_from_hf(hf: dict[str, torch.Tensor], config: GPTConfig, arch: str) -> d
             if ours_i + "attn.c_attn." + kind in expected:
                 parts = [take(f"{hf_i}self_attn.{p}.{kind}") for p in ("q_proj", "k_proj", "v_proj")]
                 ours[ours_i + "attn.c_attn." + kind] = torch.cat(parts, dim=0)
-            for ours_name, hf_name in (
-                ("attn.c_proj", "self_attn.o_proj"),
-                ("mlp.c_gate", "mlp.gate_proj"),
-                ("mlp.c_fc", "mlp.up_proj"),
-                ("mlp.c_proj", "mlp.down_proj"),
-            ):
+            for ours_name, hf_name in LLAMA_LAYER_NAMES:
                 if f"{ours_i}{ours_name}.{kind}" in expected:
                     ours[f"{ours_i}{ours_name}.{kind}"] = take(f"{hf_i}{hf_name}.{kind}")
     return ours
