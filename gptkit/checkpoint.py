@@ -33,6 +33,8 @@ class TrainState:
     best_val_loss: float = float("inf")
     tokens_seen: int = 0
     scaler: dict = field(default_factory=dict)  # float16 loss-scaler state, empty otherwise
+    world_size: int = 1  # processes that trained it (torchrun), and each one's grad_accum:
+    grad_accum: int = 0  # resuming with another world size keeps their product (0: not recorded)
 
 
 def write_run_config(run_dir, config: RunConfig) -> None:

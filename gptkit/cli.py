@@ -6,6 +6,7 @@ command so that `gptkit --help` is instant. No logic of its own beyond wiring.
 """
 
 import argparse
+import os
 import sys
 import warnings
 
@@ -67,6 +68,8 @@ def cmd_train(args) -> None:
     from gptkit.train.loop import train
 
     result = train(config, args.out, resume=args.resume, overwrite=args.overwrite, init_from=args.init_from)
+    if result.rank != 0:  # under torchrun, rank 0 speaks for all
+        return
     print(
         f"done: {result.step} steps, final val loss {result.val_loss:.4f} (best {result.best_val_loss:.4f}); "
         f'sample with: gptkit sample {result.run_dir} --prompt "..."'
@@ -291,6 +294,14 @@ def _plain_warning(message, category, filename, lineno, file=None, line=None) ->
     print(f"warning: {message}", file=sys.stderr)
 
 
+def _launch_rank() -> int:
+    """This process's rank under torchrun (0 when not launched by it)."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -300,16 +311,19 @@ def main(argv: list[str] | None = None) -> int:
     except GptkitError as err:
         if args.debug:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        if _launch_rank() == 0:  # every rank checks the same inputs; one copy of the message is enough
+            print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        if _launch_rank() == 0:
+            print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `gptkit sample ... | head`
         return 0
     except Exception as err:  # noqa: BLE001 - the CLI is the one place that turns exceptions into exit codes
         if args.debug:
             raise
-        print(f"error: {type(err).__name__}: {err} (rerun with --debug for the traceback)", file=sys.stderr)
+        where = f"rank {_launch_rank()}: " if _launch_rank() else ""
+        print(f"{where}error: {type(err).__name__}: {err} (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
     return 0

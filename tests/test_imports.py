@@ -8,7 +8,7 @@ import gptkit
 PACKAGE = Path(gptkit.__file__).parent
 LAYERS = [
     {"errors", "atomic", "config", "presets", "runtime"},
-    {"tokenizer", "model"},
+    {"tokenizer", "model", "distributed"},
     {"data", "checkpoint", "generate", "streaming"},
     {"train", "run", "hf", "hf_convert", "evaluate"},
     {"chat", "info", "experiments"},

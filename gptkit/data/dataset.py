@@ -4,6 +4,7 @@
 `val.bin` of format 1); `get_batch(split, ...)` draws `batch_size` windows of `block_size + 1` tokens at
 offsets from a caller-owned `torch.Generator`, uniformly over all windows of all shards, so the batch stream
 is deterministic per seed and resumable by saving that generator's state. Targets are inputs shifted by one.
+`draw_starts` and `read_windows` are its two halves, for callers that draw batches they do not read (ranks).
 `windows(split, block_size)` walks a split in order, for evaluation.
 """
 
@@ -83,25 +84,35 @@ class TokenDataset:
                 f"({self.num_tokens(split)} tokens); use more text, a smaller block_size, or another --val-fraction"
             )
 
-    def get_batch(
-        self, split: str, batch_size: int, block_size: int, generator: torch.Generator, device: torch.device
+    def draw_starts(self, split: str, batch_size: int, block_size: int, generator: torch.Generator) -> torch.Tensor:
+        """`batch_size` window starts, uniform over all windows of all shards; `generator` decides them."""
+        counts = [len(s) - block_size for s in self.shards[split] if len(s) > block_size]
+        return torch.randint(sum(counts), (batch_size,), generator=generator)
+
+    def read_windows(
+        self, split: str, starts: torch.Tensor, block_size: int, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw inputs and targets, both (B, T) int64 on `device`; `generator` decides the offsets."""
+        """Inputs and targets, both (B, T) int64 on `device`, for starts from `draw_starts`."""
         shards = [s for s in self.shards[split] if len(s) > block_size]
         if len(shards) == 1:
-            data = shards[0]
-            starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
             rows = starts[:, None].numpy() + np.arange(block_size + 1)  # (B, T+1) indices into the shard
-            window = torch.from_numpy(data[rows].astype(np.int64))  # one gather, one copy
+            window = torch.from_numpy(shards[0][rows].astype(np.int64))  # one gather, one copy
         else:
             counts = np.array([len(s) - block_size for s in shards])
-            starts = torch.randint(int(counts.sum()), (batch_size,), generator=generator).numpy()
+            starts = starts.numpy()
             which = np.searchsorted(np.cumsum(counts), starts, side="right")  # the shard of each window
             offsets = starts - np.concatenate([[0], np.cumsum(counts)[:-1]])[which]
             window = torch.from_numpy(
                 np.stack([shards[w][o : o + block_size + 1] for w, o in zip(which, offsets)]).astype(np.int64)
             )
         return _to_device(window[:, :-1], window[:, 1:], device)
+
+    def get_batch(
+        self, split: str, batch_size: int, block_size: int, generator: torch.Generator, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw inputs and targets, both (B, T) int64 on `device`; `generator` decides the offsets."""
+        starts = self.draw_starts(split, batch_size, block_size, generator)
+        return self.read_windows(split, starts, block_size, device)
 
     def windows(self, split: str, block_size: int, max_tokens: int | None = None) -> Iterator[np.ndarray]:
         """Consecutive non-overlapping windows of `block_size + 1` tokens (the last one may be shorter)."""

@@ -41,18 +41,36 @@ class Mixture:
         total = sum(weights)
         self.probs = torch.tensor([w / total for w in weights], dtype=torch.float64)
 
-    def get_batch(self, split, batch_size, block_size, generator, device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T) inputs and targets; row i comes from dataset `choice[i]`, drawn by weight."""
+    def draw(self, split, batch_size, block_size, generator) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+        """Where a batch comes from, without reading it: (dataset index, batch rows, window starts) per dataset.
+
+        Drawing consumes `generator` exactly as `get_batch` does, so a process can skip batches that another
+        process reads (distributed training) and stay in step with it."""
         if len(self.datasets) == 1:
-            return self.datasets[0].get_batch(split, batch_size, block_size, generator, device)
+            starts = self.datasets[0].draw_starts(split, batch_size, block_size, generator)
+            return [(0, torch.arange(batch_size), starts)]
         choice = torch.multinomial(self.probs, batch_size, replacement=True, generator=generator)  # (B,)
-        x = torch.empty((batch_size, block_size), dtype=torch.long)
-        y = torch.empty((batch_size, block_size), dtype=torch.long)
+        plan = []
         for index, dataset in enumerate(self.datasets):
             rows = (choice == index).nonzero().flatten()
             if len(rows):
-                xs, ys = dataset.get_batch(split, len(rows), block_size, generator, torch.device("cpu"))
-                x[rows], y[rows] = xs, ys
+                plan.append((index, rows, dataset.draw_starts(split, len(rows), block_size, generator)))
+        return plan
+
+    def read(self, split, plan, block_size, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) inputs and targets for a plan from `draw`."""
+        if len(plan) == 1:
+            index, _, starts = plan[0]
+            return self.datasets[index].read_windows(split, starts, block_size, device)
+        batch_size = sum(len(rows) for _, rows, _ in plan)
+        x = torch.empty((batch_size, block_size), dtype=torch.long)
+        y = torch.empty((batch_size, block_size), dtype=torch.long)
+        for index, rows, starts in plan:
+            x[rows], y[rows] = self.datasets[index].read_windows(split, starts, block_size, torch.device("cpu"))
         if device.type == "cuda":
             return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
         return x.to(device), y.to(device)
+
+    def get_batch(self, split, batch_size, block_size, generator, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) inputs and targets; row i comes from dataset `choice[i]`, drawn by weight."""
+        return self.read(split, self.draw(split, batch_size, block_size, generator), block_size, device)

@@ -3,9 +3,14 @@
 Order of one step: set the LR for this step, run `grad_accum` micro-batches (forward, backward), clip,
 AdamW step. At step 0, every `eval_interval` steps and at the end it estimates train/val loss on fixed
 batches, keeps the best-by-val weights and writes a checkpoint that `resume=True` continues bit-for-bit.
+Under `torchrun` every process runs this same loop on its own device, wrapped in DistributedDataParallel:
+all ranks draw the step's micro-batches from one shared generator and each reads its own slice, so a run on
+W processes with `grad_accum` A takes the same steps as one process with A*W (and can resume with another
+world size that keeps A*W). Rank 0 alone logs, evaluates and writes files; the others wait at a barrier.
 It does not prepare data, sample text or launch processes; those live in their own modules.
 """
 
+import contextlib
 import math
 import shutil
 import sys
@@ -31,9 +36,10 @@ from gptkit.checkpoint import (
     write_run_config,
 )
 from gptkit.config import RunConfig, TrainConfig
+from gptkit.distributed import World, distributed
 from gptkit.errors import GptkitError
 from gptkit.model import GPT
-from gptkit.runtime import autocast_for, measure_peak_flops, pick_device, resolve_dtype
+from gptkit.runtime import autocast_for, measure_peak_flops, resolve_dtype
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
 from gptkit.train.data import TrainingData, estimate_loss
 from gptkit.train.metrics import METRICS_FILE, MetricsLog, Throughput
@@ -49,6 +55,7 @@ class TrainResult:
     train_loss: float
     val_loss: float
     best_val_loss: float
+    rank: int = 0  # which process of a torchrun launch returned this (only rank 0 should report it)
 
 
 def _echo(line: str) -> None:
@@ -124,16 +131,21 @@ def check_init_tokenizer(init_dir: Path, data_dir: Path) -> None:
         )
 
 
-def train_step(runner, model, optimizer, scaler, next_batch, cfg, lr: float, device, dtype) -> torch.Tensor:
-    """One optimizer step over `grad_accum` micro-batches; returns the mean loss as a device tensor (no sync)."""
+def train_step(runner, model, optimizer, scaler, next_batch, cfg, lr: float, device, dtype, ddp=None) -> torch.Tensor:
+    """One optimizer step over `grad_accum` micro-batches; returns the mean loss as a device tensor (no sync).
+
+    With `ddp` (the DistributedDataParallel wrapper) gradients are all-reduced only in the last micro-step's
+    backward; the earlier ones accumulate locally under `no_sync`."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     loss_sum = torch.zeros((), device=device)
-    for _ in range(cfg.grad_accum):
+    for micro in range(cfg.grad_accum):
         x, y = next_batch()
-        with autocast_for(device, dtype):
-            _, loss = runner(x, y)
-        scaler.scale(loss / cfg.grad_accum).backward()
+        last = micro == cfg.grad_accum - 1
+        with ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext():
+            with autocast_for(device, dtype):
+                _, loss = runner(x, y)
+            scaler.scale(loss / cfg.grad_accum).backward()
         loss_sum += loss.detach()
     if cfg.grad_clip > 0:
         scaler.unscale_(optimizer)
@@ -144,9 +156,11 @@ def train_step(runner, model, optimizer, scaler, next_batch, cfg, lr: float, dev
     return loss_sum / cfg.grad_accum
 
 
-def describe_start(config: RunConfig, model: GPT, data: TrainingData, device, dtype, peak_flops: float) -> str:
+def describe_start(config: RunConfig, model: GPT, data: TrainingData, world: World, dtype, peak_flops: float) -> str:
     m, t = config.model, config.train
-    tokens_per_step = t.grad_accum * t.batch_size * m.block_size
+    tokens_per_step = t.grad_accum * t.batch_size * m.block_size * world.size
+    processes = f" x {world.size} processes" if world.is_distributed else ""
+    where = f"{world.size} x {world.device.type}" if world.is_distributed else str(world.device)
     total = tokens_per_step * t.max_iters
     epochs = total / max(data.train_tokens(), 1)
     return "\n".join(
@@ -154,22 +168,48 @@ def describe_start(config: RunConfig, model: GPT, data: TrainingData, device, dt
             "model: " + " ".join(f"{k}={v}" for k, v in vars(m).items()),
             "train: " + " ".join(f"{k}={v}" for k, v in vars(t).items()),
             *data.describe(),
-            f"parameters: {model.num_params() / 1e6:.2f}M | device {device} | dtype {str(dtype).removeprefix('torch.')}"
+            f"parameters: {model.num_params() / 1e6:.2f}M | device {where} | dtype {str(dtype).removeprefix('torch.')}"
             f" | peak {peak_flops / 1e9:.0f} GFLOP/s",
             f"tokens/step: {tokens_per_step:,} (grad_accum {t.grad_accum} x batch {t.batch_size} x block "
-            f"{m.block_size}); {t.max_iters:,} steps = {total / 1e6:.2f}M tokens = {epochs:.2f} epochs",
+            f"{m.block_size}{processes}); {t.max_iters:,} steps = {total / 1e6:.2f}M tokens = {epochs:.2f} epochs",
         ]
     )
+
+
+def check_world_size(state: TrainState, world: World, cfg: TrainConfig) -> str | None:
+    """On resume with another number of processes, keep the global batch by recomputing `grad_accum`.
+
+    Returns a line saying what changed (None when nothing did); refuses a world size that cannot keep it."""
+    if state.world_size == world.size or state.grad_accum == 0:
+        return None
+    micro_batches = state.grad_accum * state.world_size  # per optimizer step, over all ranks
+    if micro_batches % world.size:
+        raise GptkitError(
+            f"--resume: the run used {state.world_size} process(es) x grad_accum {state.grad_accum} = "
+            f"{micro_batches} micro-batches per step, which {world.size} processes cannot split evenly; resume "
+            f"with a number of processes that divides {micro_batches}"
+        )
+    cfg.grad_accum = micro_batches // world.size
+    return (
+        f"the run used {state.world_size} process(es), now {world.size}: grad_accum {state.grad_accum} -> "
+        f"{cfg.grad_accum} keeps {micro_batches} micro-batches per step"
+    )
+
+
+def dropout_seed(seed: int, rank: int, step: int) -> int:
+    """The global RNG seed for one step of one rank: dropout masks then depend on nothing a resume loses."""
+    return (seed * 1_000_003 + rank * 7_919 + step) % (2**63)
 
 
 class Trainer:
     """One training session: built from a config and a run directory, then `run()` to the last step."""
 
-    def __init__(self, config: RunConfig, run_dir: Path, *, resume, overwrite, init_from, echo, progress):
-        self.config, self.cfg, self.run_dir, self.echo = config, config.train, run_dir, echo
+    def __init__(self, config: RunConfig, run_dir: Path, *, resume, overwrite, init_from, echo, world: World):
+        self.config, self.cfg, self.run_dir, self.world = config, config.train, run_dir, world
+        self.echo = echo if world.is_main else (lambda line: None)
         # Everything that can fail on bad input is checked before the run directory is touched.
         check_run_dir(run_dir, resume=resume, overwrite=overwrite)
-        self.device = pick_device(self.cfg.device)
+        self.device = world.device
         self.dtype = resolve_dtype(self.cfg.dtype, self.device)
         config.validate()
         if init_from is not None and config.all_data():
@@ -185,6 +225,7 @@ class Trainer:
         self.generators = {"train": torch.Generator().manual_seed(self.cfg.seed)}
         self.metrics = MetricsLog(run_dir)
         self.state = TrainState()
+        notes = []
         if resume:
             self.state = load_checkpoint(
                 run_dir / CHECKPOINT_FILE, self.model, self.optimizer, self.generators, self.device
@@ -196,74 +237,110 @@ class Trainer:
                     else ("pass --set train.max_iters=N with a larger N")
                 )
                 raise GptkitError(f"--resume {run_dir}: the run already finished its {self.state.step} steps; {more}")
+            notes.append(check_world_size(self.state, world, self.cfg))
             apply_optimizer_settings(self.optimizer, self.cfg)  # --set may change them on resume
             if self.state.scaler:
                 self.scaler.load_state_dict(self.state.scaler)
-            remove_stale_temp_files(run_dir)
-            self.metrics.truncate_after(self.state.step)
-        else:
-            clear_run_dir(run_dir)
-            with replacing(run_dir / TOKENIZER_FILE) as tmp:
-                shutil.copyfile(self.data.first.path / TOKENIZER_FILE, tmp)
-        write_run_config(run_dir, config)  # on resume too: `--set train.max_iters` may have changed it
-        self.runner = torch.compile(self.model) if self.cfg.compile else self.model
-        peak = self.cfg.peak_flops or measure_peak_flops(self.device, self.dtype)
-        self.tokens_per_step = self.cfg.grad_accum * self.cfg.batch_size * config.model.block_size
-        self.speed = Throughput(self.tokens_per_step, self.model.flops_per_token(), peak)
+        world.barrier()  # every rank has read the run directory before rank 0 changes it
+        if world.is_main:
+            self.prepare_run_dir(resume)
+        compiled = torch.compile(self.model) if self.cfg.compile else self.model
+        self.evaluator = compiled  # evaluation runs on rank 0 alone, outside DDP
+        self.ddp = None
+        if world.is_distributed:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = torch.nn.parallel.DistributedDataParallel(compiled, device_ids=device_ids)
+        self.runner = self.ddp or compiled
+        # Measured on every rank at once (so it sees the contention the training will see), then averaged.
+        peak = (
+            self.cfg.peak_flops
+            or world.mean(torch.tensor(measure_peak_flops(self.device, self.dtype), device=self.device)).item()
+        )
+        self.tokens_per_step = self.cfg.grad_accum * self.cfg.batch_size * config.model.block_size * world.size
+        self.speed = Throughput(self.tokens_per_step, self.model.flops_per_token(), peak * world.size)
         self.last_rates = {"ms_per_step": 0.0, "tokens_per_s": 0.0, "mfu": 0.0}
         self.losses: dict[str, float] = {}
         self.train_loss = math.nan
-        echo(describe_start(config, self.model, self.data, self.device, self.dtype, peak))
+        self.echo(describe_start(config, self.model, self.data, world, self.dtype, peak))
         for warning in start_warnings(config, self.has_val):
-            echo(f"warning: {warning}")
+            self.echo(f"warning: {warning}")
         if resume:
-            echo(f"resuming {run_dir} at step {self.state.step}")
+            self.echo(f"resuming {run_dir} at step {self.state.step}")
+        for note in filter(None, notes):
+            self.echo(note)
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.data.batch(
-            self.state.step, self.cfg.batch_size, self.config.model.block_size, self.generators["train"], self.device
-        )
+    def prepare_run_dir(self, resume: bool) -> None:
+        """Rank 0's part of the start: a clean run directory (or a tidied one on resume) and the config."""
+        if resume:
+            remove_stale_temp_files(self.run_dir)
+            self.metrics.truncate_after(self.state.step)
+        else:
+            clear_run_dir(self.run_dir)
+            with replacing(self.run_dir / TOKENIZER_FILE) as tmp:
+                shutil.copyfile(self.data.first.path / TOKENIZER_FILE, tmp)
+        write_run_config(self.run_dir, self.config)  # on resume too: `--set train.max_iters` may have changed it
+
+    def step_batches(self):
+        """This rank's micro-batches for the current step, as a `next()`-able iterator.
+
+        Every rank draws all grad_accum x world_size micro-batches from the shared generator (cheap: only
+        offsets) and reads its own consecutive slice, so the data of a step does not depend on the world size."""
+        cfg, block, mixture = self.cfg, self.config.model.block_size, self.data.mixture_at(self.state.step)
+        plans = [
+            mixture.draw("train", cfg.batch_size, block, self.generators["train"])
+            for _ in range(cfg.grad_accum * self.world.size)
+        ]
+        mine = plans[self.world.rank * cfg.grad_accum : (self.world.rank + 1) * cfg.grad_accum]
+        return (mixture.read("train", plan, block, self.device) for plan in mine).__next__
 
     def evaluate_and_checkpoint(self) -> None:
-        """Estimate losses; from step 1 on also save latest/best weights and a resumable checkpoint."""
+        """Estimate losses; from step 1 on also save latest/best weights and a resumable checkpoint (rank 0)."""
+        if self.world.is_main:
+            with self.speed.paused():
+                self.evaluate_and_save()
+        self.world.barrier()  # the other ranks wait, so no rank runs ahead of a checkpoint
+
+    def evaluate_and_save(self) -> None:
         state = self.state
-        with self.speed.paused():
-            self.losses = estimate_loss(self.runner, self.data, self.config, state.step, self.device, self.dtype)
-            is_best = state.step > 0 and "val" in self.losses and self.losses["val"] < state.best_val_loss
+        self.losses = estimate_loss(self.evaluator, self.data, self.config, state.step, self.device, self.dtype)
+        is_best = state.step > 0 and "val" in self.losses and self.losses["val"] < state.best_val_loss
+        if is_best:
+            state.best_val_loss = self.losses["val"]
+        self.echo(
+            f"eval step {state.step}: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in self.losses.items())
+            + (" (best)" if is_best else "")
+        )
+        # The eval record goes first: a resume from this checkpoint keeps it and does not evaluate again.
+        self.metrics.append(
+            {
+                "kind": "eval",
+                "step": state.step,
+                **{k.replace("val", "val_loss", 1): v for k, v in self.losses.items() if k.startswith("val")},
+                "train_loss_eval": self.losses["train"],
+                "lr": lr_at(max(state.step - 1, 0), self.cfg),
+                "tokens": state.tokens_seen,
+                **self.last_rates,
+            }
+        )
+        if state.step > 0:
+            save_weights(self.model, self.run_dir / WEIGHTS_FILE, {"step": state.step})
             if is_best:
-                state.best_val_loss = self.losses["val"]
-            self.echo(
-                f"eval step {state.step}: "
-                + ", ".join(f"{k} {v:.4f}" for k, v in self.losses.items())
-                + (" (best)" if is_best else "")
+                meta = {"step": state.step, "val_loss": self.losses["val"]}
+                save_weights(self.model, self.run_dir / BEST_FILE, meta)
+            state.scaler = self.scaler.state_dict() if self.scaler.is_enabled() else {}
+            state.world_size, state.grad_accum = self.world.size, self.cfg.grad_accum
+            save_checkpoint(
+                self.run_dir / CHECKPOINT_FILE, self.model, self.optimizer, state, self.generators, self.device
             )
-            # The eval record goes first: a resume from this checkpoint keeps it and does not evaluate again.
-            self.metrics.append(
-                {
-                    "kind": "eval",
-                    "step": state.step,
-                    **{k.replace("val", "val_loss", 1): v for k, v in self.losses.items() if k.startswith("val")},
-                    "train_loss_eval": self.losses["train"],
-                    "lr": lr_at(max(state.step - 1, 0), self.cfg),
-                    "tokens": state.tokens_seen,
-                    **self.last_rates,
-                }
-            )
-            if state.step > 0:
-                save_weights(self.model, self.run_dir / WEIGHTS_FILE, {"step": state.step})
-                if is_best:
-                    meta = {"step": state.step, "val_loss": self.losses["val"]}
-                    save_weights(self.model, self.run_dir / BEST_FILE, meta)
-                state.scaler = self.scaler.state_dict() if self.scaler.is_enabled() else {}
-                save_checkpoint(
-                    self.run_dir / CHECKPOINT_FILE, self.model, self.optimizer, state, self.generators, self.device
-                )
 
     def log_step(self, loss: torch.Tensor, lr: float) -> None:
         state, cfg = self.state, self.cfg
-        self.train_loss = loss.item()  # the only host sync outside evals
+        self.train_loss = self.world.mean(loss).item()  # the only host sync outside evals
         if not math.isfinite(self.train_loss):
             raise GptkitError(f"train: the loss became {self.train_loss} at step {state.step}; lower `train.lr`")
+        if not self.world.is_main:
+            return
         self.last_rates = self.speed.measure()
         rates = self.last_rates
         self.metrics.append(
@@ -287,7 +364,7 @@ class Trainer:
         bar = tqdm(
             total=cfg.max_iters,
             initial=state.step,
-            disable=None if progress is None else not progress,
+            disable=(None if progress is None else not progress) if self.world.is_main else True,
             unit="step",
             dynamic_ncols=True,
         )
@@ -300,8 +377,18 @@ class Trainer:
             if state.step >= cfg.max_iters:
                 break
             lr = lr_at(state.step, cfg)
+            torch.manual_seed(dropout_seed(cfg.seed, self.world.rank, state.step))
             loss = train_step(
-                self.runner, self.model, self.optimizer, self.scaler, self.next_batch, cfg, lr, self.device, self.dtype
+                self.runner,
+                self.model,
+                self.optimizer,
+                self.scaler,
+                self.step_batches(),
+                cfg,
+                lr,
+                self.device,
+                self.dtype,
+                ddp=self.ddp,
             )
             state.step += 1
             state.tokens_seen += self.tokens_per_step
@@ -312,7 +399,12 @@ class Trainer:
                 bar.set_postfix(loss=f"{self.train_loss:.4f}")
         bar.close()
         return TrainResult(
-            self.run_dir, state.step, self.train_loss, self.losses.get("val", math.nan), state.best_val_loss
+            self.run_dir,
+            state.step,
+            self.train_loss,
+            self.losses.get("val", math.nan),
+            state.best_val_loss,
+            self.world.rank,
         )
 
 
@@ -336,8 +428,11 @@ def train(
         init_from: a run directory whose weights initialise the model (fine-tuning).
         echo: where log lines go.
         progress: show a tqdm bar; None = only when stderr is a terminal.
+
+    Under torchrun (RANK/WORLD_SIZE set) every process calls this; see the module docstring.
     """
-    trainer = Trainer(
-        config, Path(out_dir), resume=resume, overwrite=overwrite, init_from=init_from, echo=echo, progress=progress
-    )
-    return trainer.run(progress)
+    with distributed(config.train.device) as world:
+        trainer = Trainer(
+            config, Path(out_dir), resume=resume, overwrite=overwrite, init_from=init_from, echo=echo, world=world
+        )
+        return trainer.run(progress)

@@ -166,17 +166,22 @@ def test_gradient_accumulation_matches_one_big_batch():
     from gptkit.train.optim import build_optimizer
 
     cpu = torch.device("cpu")
-    x = torch.randint(0, 65, (8, 16))
-    y = torch.randint(0, 65, (8, 16))
+    data = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 65, (8, 16), generator=data)
+    y = torch.randint(0, 65, (8, 16), generator=data)
     results = []
     for accum, batches in ((1, [(x, y)]), (2, [(x[:4], y[:4]), (x[4:], y[4:])])):
         torch.manual_seed(0)
         model = GPT(GPTConfig(vocab_size=65, block_size=16, n_layer=2, n_head=2, n_embd=32))
         cfg = TrainConfig(grad_accum=accum)
         optimizer = build_optimizer(model, cfg, cpu)
+        # The gradients the optimizer steps with; comparing them (not the weights after one AdamW step,
+        # which normalises away a missing 1/grad_accum and amplifies rounding in near-zero gradients).
+        grads = []
+        optimizer.register_step_pre_hook(lambda opt, *_: grads.extend(p.grad.clone() for p in model.parameters()))
         scaler = torch.amp.GradScaler("cpu", enabled=False)
         feed = iter(batches)
         loss = train_step(model, model, optimizer, scaler, lambda: next(feed), cfg, 1e-3, cpu, torch.float32)
-        results.append((loss.item(), torch.cat([p.flatten() for p in model.parameters()])))
+        results.append((loss.item(), torch.cat([g.flatten() for g in grads])))
     assert results[0][0] == pytest.approx(results[1][0], abs=1e-6)
-    assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-7, rtol=1e-5)
