@@ -27,7 +27,9 @@ def run_once(data: Path, out: Path, preset: str, steps: int, procs: int) -> dict
     command = [str(torchrun), "--standalone", f"--nproc_per_node={procs}", "-m", "gptkit", "train"]
     command += ["--data", str(data), "--out", str(out), "--preset", preset]
     command += [arg for s in settings for arg in ("--set", s)]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
+    if done.returncode != 0:
+        sys.exit(f"torchrun with {procs} process(es) failed:\n{done.stderr[-3000:]}")
     records = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "train"]
     windows = records[2:] or records  # step 1 and the first window include start-up
     return {

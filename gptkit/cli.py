@@ -306,13 +306,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _plain_warning
+    if _launch_rank() != 0:
+        warnings.simplefilter("ignore")  # under torchrun, rank 0's warnings speak for all ranks
     try:
         args.func(args)
     except GptkitError as err:
         if args.debug:
             raise
-        if _launch_rank() == 0:  # every rank checks the same inputs; one copy of the message is enough
-            print(f"error: {err}", file=sys.stderr)
+        rank = _launch_rank()
+        if rank == 0 or not err.reported_by_rank_0:  # under torchrun, one copy of a shared message
+            print(f"{f'rank {rank}: ' if rank else ''}error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if _launch_rank() == 0:

@@ -123,6 +123,13 @@ class TrainConfig:
 
 
 @dataclass
+class LogConfig:
+    """Where training metrics go besides `metrics.jsonl` (always written)."""
+
+    tensorboard: bool = _doc(False, "also write TensorBoard event files to RUN/tensorboard (needs `tensorboard`)")
+
+
+@dataclass
 class DataSource:
     """One prepared dataset (a directory written by `gptkit prepare`)."""
 
@@ -149,6 +156,7 @@ class RunConfig:
 
     model: GPTConfig = field(default_factory=GPTConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     data: list[DataSource] = field(default_factory=list)
     stages: list[StageConfig] = field(default_factory=list)
     preset: str = ""
@@ -195,7 +203,7 @@ class RunConfig:
         return config
 
 
-_SECTIONS = {"model": GPTConfig, "train": TrainConfig}
+_SECTIONS = {"model": GPTConfig, "train": TrainConfig, "log": LogConfig}
 
 
 def valid_keys() -> list[str]:
@@ -218,7 +226,9 @@ def apply_dict(config: RunConfig, raw: dict, *, source: str) -> None:
         elif key == "preset":
             config.preset = str(value)
         else:
-            raise GptkitError(f"{source}: unknown section `{key}`; valid sections: model, train, data, stages, preset")
+            raise GptkitError(
+                f"{source}: unknown section `{key}`; valid sections: model, train, log, data, stages, preset"
+            )
 
 
 def _parse_data(value, *, source: str) -> list[DataSource]:

@@ -45,6 +45,28 @@ class World:
         if self.is_distributed:
             dist.barrier()
 
+    def agree(self, error: BaseException | None) -> None:
+        """A barrier that also shares failures: if any rank hit an error before it, every rank raises.
+
+        Rank 0 then raises a GptkitError naming the failing rank (and prints it); a failing rank re-raises
+        its own error, marked so that it is not printed twice. In a world of one, `error` is raised as is."""
+        if not self.is_distributed:
+            if error is not None:
+                raise error
+            return
+        failures: list = [None] * self.size
+        dist.all_gather_object(failures, None if error is None else str(error) or type(error).__name__)
+        failed = [(rank, message) for rank, message in enumerate(failures) if message is not None]
+        if error is not None:
+            if isinstance(error, GptkitError):
+                error.reported_by_rank_0 = True
+            raise error
+        if failed:
+            rank, message = failed[0]
+            agreed = GptkitError(message if rank == 0 else f"rank {rank}: {message}")
+            agreed.reported_by_rank_0 = True
+            raise agreed
+
     def mean(self, value: torch.Tensor) -> torch.Tensor:
         """The mean of a scalar tensor over all ranks (itself in a world of one)."""
         if not self.is_distributed:

@@ -7,4 +7,9 @@ use `assert` instead, because they are bugs, not user errors.
 
 
 class GptkitError(ValueError):
-    """A user-facing error whose message is one line: what, where, and how to fix it."""
+    """A user-facing error whose message is one line: what, where, and how to fix it.
+
+    `reported_by_rank_0` marks an error that every process of a torchrun launch knows of, so only rank 0
+    prints it; any other error is printed by the process that hit it."""
+
+    reported_by_rank_0: bool = False

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -44,6 +45,7 @@ from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
 from gptkit.train.data import TrainingData, estimate_loss
 from gptkit.train.metrics import METRICS_FILE, MetricsLog, Throughput
 from gptkit.train.optim import build_optimizer, lr_at
+from gptkit.train.tensorboard import TENSORBOARD_DIR, TensorBoardLog
 
 RUN_FILES = (CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, BEST_FILE, CHECKPOINT_FILE, METRICS_FILE)
 
@@ -82,6 +84,8 @@ def clear_run_dir(run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
+    for events in (run_dir / TENSORBOARD_DIR).glob("events.out.tfevents.*"):
+        events.unlink()
     remove_stale_temp_files(run_dir)
 
 
@@ -131,16 +135,21 @@ def check_init_tokenizer(init_dir: Path, data_dir: Path) -> None:
         )
 
 
-def train_step(runner, model, optimizer, scaler, next_batch, cfg, lr: float, device, dtype, ddp=None) -> torch.Tensor:
+def train_step(
+    runner, model, optimizer, scaler, next_batch, cfg, lr: float, device, dtype, ddp=None, seeds=None
+) -> torch.Tensor:
     """One optimizer step over `grad_accum` micro-batches; returns the mean loss as a device tensor (no sync).
 
     With `ddp` (the DistributedDataParallel wrapper) gradients are all-reduced only in the last micro-step's
-    backward; the earlier ones accumulate locally under `no_sync`."""
+    backward; the earlier ones accumulate locally under `no_sync`. `seeds` (one per micro-batch) seed the
+    global RNG before each forward (dropout)."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     loss_sum = torch.zeros((), device=device)
     for micro in range(cfg.grad_accum):
         x, y = next_batch()
+        if seeds is not None:
+            torch.manual_seed(seeds[micro])
         last = micro == cfg.grad_accum - 1
         with ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext():
             with autocast_for(device, dtype):
@@ -179,26 +188,38 @@ def describe_start(config: RunConfig, model: GPT, data: TrainingData, world: Wor
 def check_world_size(state: TrainState, world: World, cfg: TrainConfig) -> str | None:
     """On resume with another number of processes, keep the global batch by recomputing `grad_accum`.
 
-    Returns a line saying what changed (None when nothing did); refuses a world size that cannot keep it."""
-    if state.world_size == world.size or state.grad_accum == 0:
+    Returns a line saying what changed (None when nothing did); refuses a world size that cannot keep it.
+    A `grad_accum` set anew on the command line (differing from the checkpoint's) is kept as given."""
+    recorded = state.grad_accum or cfg.grad_accum  # checkpoints before torchrun support: one process
+    if state.world_size == world.size:
         return None
-    micro_batches = state.grad_accum * state.world_size  # per optimizer step, over all ranks
+    if cfg.grad_accum != recorded:
+        return (
+            f"the run used {state.world_size} process(es) x grad_accum {recorded}, now {world.size} x "
+            f"{cfg.grad_accum} as set: the global batch changes"
+        )
+    micro_batches = recorded * state.world_size  # per optimizer step, over all ranks
     if micro_batches % world.size:
         raise GptkitError(
-            f"--resume: the run used {state.world_size} process(es) x grad_accum {state.grad_accum} = "
+            f"--resume: the run used {state.world_size} process(es) x grad_accum {recorded} = "
             f"{micro_batches} micro-batches per step, which {world.size} processes cannot split evenly; resume "
-            f"with a number of processes that divides {micro_batches}"
+            f"with a number of processes that divides {micro_batches} (or set train.grad_accum to change the "
+            "global batch)"
         )
     cfg.grad_accum = micro_batches // world.size
     return (
-        f"the run used {state.world_size} process(es), now {world.size}: grad_accum {state.grad_accum} -> "
+        f"the run used {state.world_size} process(es), now {world.size}: grad_accum {recorded} -> "
         f"{cfg.grad_accum} keeps {micro_batches} micro-batches per step"
     )
 
 
-def dropout_seed(seed: int, rank: int, step: int) -> int:
-    """The global RNG seed for one step of one rank: dropout masks then depend on nothing a resume loses."""
-    return (seed * 1_000_003 + rank * 7_919 + step) % (2**63)
+def micro_batch_seed(seed: int, step: int, micro_batch: int) -> int:
+    """The RNG seed for one micro-batch of one step, numbered over all ranks (rank * grad_accum + i).
+
+    Dropout masks then depend only on which micro-batch it is: the same under any number of processes,
+    and after a resume, with no RNG state to save."""
+    words = np.random.SeedSequence([seed, step, micro_batch]).generate_state(2)  # two well-mixed uint32
+    return int(words[0]) << 31 | int(words[1]) >> 1  # 63 bits: torch.manual_seed takes signed 64-bit
 
 
 class Trainer:
@@ -207,50 +228,29 @@ class Trainer:
     def __init__(self, config: RunConfig, run_dir: Path, *, resume, overwrite, init_from, echo, world: World):
         self.config, self.cfg, self.run_dir, self.world = config, config.train, run_dir, world
         self.echo = echo if world.is_main else (lambda line: None)
-        # Everything that can fail on bad input is checked before the run directory is touched.
-        check_run_dir(run_dir, resume=resume, overwrite=overwrite)
-        self.device = world.device
-        self.dtype = resolve_dtype(self.cfg.dtype, self.device)
-        config.validate()
-        if init_from is not None and config.all_data():
-            check_init_tokenizer(Path(init_from), Path(config.all_data()[0].path))
-        self.data = TrainingData(config)
-        self.has_val = bool(self.data.eval_sets)
-        torch.manual_seed(self.cfg.seed)
-        self.model = GPT(config.model).to(self.device)
-        if init_from is not None:
-            load_weights(self.model, Path(init_from) / WEIGHTS_FILE)
-        self.optimizer = build_optimizer(self.model, self.cfg, self.device)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=(self.dtype == torch.float16))
-        self.generators = {"train": torch.Generator().manual_seed(self.cfg.seed)}
-        self.metrics = MetricsLog(run_dir)
-        self.state = TrainState()
-        notes = []
-        if resume:
-            self.state = load_checkpoint(
-                run_dir / CHECKPOINT_FILE, self.model, self.optimizer, self.generators, self.device
-            )
-            if self.state.step >= self.cfg.max_iters:
-                more = (
-                    "add a stage (and raise train.max_iters to match)"
-                    if config.stages
-                    else ("pass --set train.max_iters=N with a larger N")
-                )
-                raise GptkitError(f"--resume {run_dir}: the run already finished its {self.state.step} steps; {more}")
-            notes.append(check_world_size(self.state, world, self.cfg))
-            apply_optimizer_settings(self.optimizer, self.cfg)  # --set may change them on resume
-            if self.state.scaler:
-                self.scaler.load_state_dict(self.state.scaler)
-        world.barrier()  # every rank has read the run directory before rank 0 changes it
+        notes, error = [], None
+        try:  # every rank checks and loads; a failure on any one of them stops all of them (world.agree)
+            notes = self.load(resume=resume, overwrite=overwrite, init_from=init_from)
+        except Exception as err:  # noqa: BLE001 - handed to world.agree, which raises it again
+            error = err
+        world.agree(error)  # also the barrier: every rank has read the run directory before rank 0 changes it
         if world.is_main:
             self.prepare_run_dir(resume)
-        compiled = torch.compile(self.model) if self.cfg.compile else self.model
-        self.evaluator = compiled  # evaluation runs on rank 0 alone, outside DDP
+        self.tensorboard = None
+        if config.log.tensorboard and world.is_main:
+            self.tensorboard = TensorBoardLog(run_dir, self.state.step if resume else None)
         self.ddp = None
+        self.runner = self.evaluator = torch.compile(self.model) if self.cfg.compile else self.model
         if world.is_distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp = torch.nn.parallel.DistributedDataParallel(compiled, device_ids=device_ids)
-        self.runner = self.ddp or compiled
+            # RoPE tables are the only buffers and are the same everywhere: no need to broadcast them.
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=device_ids, broadcast_buffers=False
+            )
+            # Compiling the DDP wrapper (not wrapping the compiled model) lets the compiler split the graph at
+            # gradient buckets, so all-reduces overlap the backward pass.
+            self.runner = torch.compile(self.ddp) if self.cfg.compile else self.ddp
+            self.evaluator = self.model  # rank 0 alone, outside DDP; not compiled twice (evals are short)
         # Measured on every rank at once (so it sees the contention the training will see), then averaged.
         peak = (
             self.cfg.peak_flops
@@ -268,6 +268,45 @@ class Trainer:
             self.echo(f"resuming {run_dir} at step {self.state.step}")
         for note in filter(None, notes):
             self.echo(note)
+
+    def load(self, *, resume: bool, overwrite: bool, init_from) -> list[str]:
+        """Check the inputs and build model, optimizer and data (restored from the checkpoint on resume);
+        touches no file. Returns lines to show once the run starts."""
+        config, run_dir, world = self.config, self.run_dir, self.world
+        check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        self.device = world.device
+        self.dtype = resolve_dtype(self.cfg.dtype, self.device)
+        config.validate()
+        if init_from is not None and config.all_data():
+            check_init_tokenizer(Path(init_from), Path(config.all_data()[0].path))
+        self.data = TrainingData(config)
+        self.has_val = bool(self.data.eval_sets)
+        torch.manual_seed(self.cfg.seed)
+        self.model = GPT(config.model).to(self.device)
+        if init_from is not None:
+            load_weights(self.model, Path(init_from) / WEIGHTS_FILE)
+        self.optimizer = build_optimizer(self.model, self.cfg, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=(self.dtype == torch.float16))
+        self.generators = {"train": torch.Generator().manual_seed(self.cfg.seed)}
+        self.metrics = MetricsLog(run_dir)
+        self.state = TrainState()
+        if not resume:
+            return []
+        self.state = load_checkpoint(
+            run_dir / CHECKPOINT_FILE, self.model, self.optimizer, self.generators, self.device
+        )
+        if self.state.step >= self.cfg.max_iters:
+            more = (
+                "add a stage (and raise train.max_iters to match)"
+                if config.stages
+                else ("pass --set train.max_iters=N with a larger N")
+            )
+            raise GptkitError(f"--resume {run_dir}: the run already finished its {self.state.step} steps; {more}")
+        note = check_world_size(self.state, world, self.cfg)
+        apply_optimizer_settings(self.optimizer, self.cfg)  # --set may change them on resume
+        if self.state.scaler:
+            self.scaler.load_state_dict(self.state.scaler)
+        return [note] if note else []
 
     def prepare_run_dir(self, resume: bool) -> None:
         """Rank 0's part of the start: a clean run directory (or a tidied one on resume) and the config."""
@@ -312,7 +351,7 @@ class Trainer:
             + (" (best)" if is_best else "")
         )
         # The eval record goes first: a resume from this checkpoint keeps it and does not evaluate again.
-        self.metrics.append(
+        self.record(
             {
                 "kind": "eval",
                 "step": state.step,
@@ -334,6 +373,15 @@ class Trainer:
                 self.run_dir / CHECKPOINT_FILE, self.model, self.optimizer, state, self.generators, self.device
             )
 
+    def record(self, record: dict) -> None:
+        self.metrics.append(record)
+        if self.tensorboard is not None:
+            self.tensorboard.write(record)
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
     def log_step(self, loss: torch.Tensor, lr: float) -> None:
         state, cfg = self.state, self.cfg
         self.train_loss = self.world.mean(loss).item()  # the only host sync outside evals
@@ -343,7 +391,7 @@ class Trainer:
             return
         self.last_rates = self.speed.measure()
         rates = self.last_rates
-        self.metrics.append(
+        self.record(
             {
                 "kind": "train",
                 "step": state.step,
@@ -377,7 +425,6 @@ class Trainer:
             if state.step >= cfg.max_iters:
                 break
             lr = lr_at(state.step, cfg)
-            torch.manual_seed(dropout_seed(cfg.seed, self.world.rank, state.step))
             loss = train_step(
                 self.runner,
                 self.model,
@@ -389,6 +436,10 @@ class Trainer:
                 self.device,
                 self.dtype,
                 ddp=self.ddp,
+                seeds=[
+                    micro_batch_seed(cfg.seed, state.step, self.world.rank * cfg.grad_accum + i)
+                    for i in range(cfg.grad_accum)
+                ],
             )
             state.step += 1
             state.tokens_seen += self.tokens_per_step
@@ -435,4 +486,7 @@ def train(
         trainer = Trainer(
             config, Path(out_dir), resume=resume, overwrite=overwrite, init_from=init_from, echo=echo, world=world
         )
-        return trainer.run(progress)
+        try:
+            return trainer.run(progress)
+        finally:
+            trainer.close()

@@ -1,7 +1,8 @@
 """Training under a real `torchrun --nproc_per_node=2` (gloo on CPU), against single-process runs.
 
-A `sitecustomize.py` placed on the workers' PYTHONPATH records, per rank, its pid and every file it renames
-into place (all of gptkit's writes are temp-file-then-rename), so the tests can see who wrote what.
+A `sitecustomize.py` placed on the workers' PYTHONPATH records, per rank, its pid, every file it renames
+into place (all of gptkit's writes are temp-file-then-rename) and how many gradient all-reduces DDP ran
+(through a counting comm hook), so the tests can see who wrote what and when gradients were synced.
 """
 
 import json
@@ -17,13 +18,21 @@ import torch
 from helpers import TINY, tiny_config
 from safetensors.torch import load_file
 
+from gptkit.checkpoint import read_run_config
 from gptkit.train.loop import train
 from gptkit.train.metrics import read_metrics
 
 QUIET = {"echo": lambda line: None, "progress": False}
 TORCHRUN = Path(sys.executable).parent / "torchrun"
-# The same schedule whatever max_iters a run stops at, so shorter runs are prefixes of longer ones.
-SCHEDULE = ["train.batch_size=4", "train.warmup_iters=2", "train.lr_decay_iters=20", "train.eval_interval=3"]
+# The same schedule whatever max_iters a run stops at, so shorter runs are prefixes of longer ones; dropout
+# on, since its masks must not depend on the number of processes either.
+SCHEDULE = [
+    "train.batch_size=4",
+    "train.warmup_iters=2",
+    "train.lr_decay_iters=20",
+    "train.eval_interval=3",
+    "model.dropout=0.1",
+]
 
 AUDIT = """
 import os, sys
@@ -36,15 +45,39 @@ if log and rank is not None:
             with open(os.path.join(log, f"renames.{rank}"), "a") as f:
                 f.write(os.fsdecode(args[1]) + "\\n")
     sys.addaudithook(record)
+
+    import atexit
+    import torch.nn.parallel
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+    allreduces = [0]
+    plain_init = torch.nn.parallel.DistributedDataParallel.__init__
+
+    def counting_init(self, *args, **kwargs):
+        plain_init(self, *args, **kwargs)
+
+        def hook(state, bucket):
+            allreduces[0] += 1
+            return allreduce_hook(None, bucket)
+
+        self.register_comm_hook(None, hook)
+
+    torch.nn.parallel.DistributedDataParallel.__init__ = counting_init
+
+    def save_count():
+        with open(os.path.join(log, f"allreduces.{rank}"), "w") as f:
+            f.write(str(allreduces[0]))
+
+    atexit.register(save_count)
 """
 
 
-def launch(tmp_path, data, out, *overrides, nproc=2, extra=()):
+def launch(tmp_path, data, out, *overrides, nproc=2, extra=(), env=None):
     """Start `torchrun -m gptkit train` (not waiting); returns the process and the audit folder."""
     audit = tmp_path / f"audit-{out.name}-{time.monotonic_ns()}"
     audit.mkdir()
     (audit / "sitecustomize.py").write_text(AUDIT)
-    env = {**os.environ, "PYTHONPATH": str(audit), "AUDIT_DIR": str(audit)}
+    env = {**os.environ, "PYTHONPATH": str(audit), "AUDIT_DIR": str(audit), **(env or {})}
     settings = [arg for item in [*TINY, *SCHEDULE, *overrides] for arg in ("--set", item)]
     command = [str(TORCHRUN), "--standalone", f"--nproc_per_node={nproc}", "-m", "gptkit", "train"]
     command += ["--data", str(data), "--out", str(out), *settings, *extra]
@@ -52,6 +85,16 @@ def launch(tmp_path, data, out, *overrides, nproc=2, extra=()):
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
     return process, audit
+
+
+def kill_all(process, audit) -> None:
+    """SIGKILL torchrun and its workers (which it starts in sessions of their own)."""
+    pids = [process.pid] + [int(f.read_text()) for f in audit.glob("pid.*")]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def run_torchrun(tmp_path, data, out, *overrides, extra=()):
@@ -79,15 +122,15 @@ def max_difference(run_a: Path, run_b: Path) -> float:
 
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory, small_data):
-    """A 2-process run of 6 steps with grad_accum 1 (a global batch of 2 micro-batches)."""
+    """A 2-process run of 6 steps with grad_accum 2 (a global batch of 4 micro-batches)."""
     tmp = tmp_path_factory.mktemp("ddp")
-    output, audit = run_torchrun(tmp, small_data, tmp / "ddp", "train.max_iters=6")
+    output, audit = run_torchrun(tmp, small_data, tmp / "ddp", "train.max_iters=6", "train.grad_accum=2")
     return tmp / "ddp", output, audit
 
 
 def test_two_processes_equal_one_process_with_the_same_global_batch(ddp_run, small_data, tmp_path):
     run, output, _ = ddp_run
-    train_single(small_data, tmp_path / "single", "train.max_iters=6", "train.grad_accum=2")
+    train_single(small_data, tmp_path / "single", "train.max_iters=6", "train.grad_accum=4")
     assert max_difference(run, tmp_path / "single") <= 1e-5
     assert "x 2 processes" in output  # the global batch is shown at the start
     assert output.count("done: 6 steps") == 1  # one process reports
@@ -98,6 +141,12 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(ddp_run, sma
     )
     assert ddp.keys() == single.keys() == set(range(1, 7))
     assert all(abs(ddp[s] - single[s]) < 1e-5 for s in ddp)
+
+
+def test_gradients_are_synced_once_per_step(ddp_run):
+    _, _, audit = ddp_run
+    # A model this small fits one gradient bucket: one all-reduce per step, not one per micro-batch.
+    assert [int((audit / f"allreduces.{rank}").read_text()) for rank in (0, 1)] == [6, 6]
 
 
 def test_only_rank_0_writes_the_run_directory(ddp_run):
@@ -112,23 +161,25 @@ def test_only_rank_0_writes_the_run_directory(ddp_run):
 
 def test_resume_under_torchrun_and_with_another_world_size(ddp_run, small_data, tmp_path):
     run, _, _ = ddp_run
-    train_single(small_data, tmp_path / "single9", "train.max_iters=9", "train.grad_accum=2")
+    train_single(small_data, tmp_path / "single9", "train.max_iters=9", "train.grad_accum=4")
     # The same two processes continue the run ...
     same = tmp_path / "same"
     subprocess.run(["cp", "-r", str(run), str(same)], check=True)
     output, _ = run_torchrun(tmp_path, small_data, same, "train.max_iters=9", extra=["--resume"])
     assert "resuming" in output
     assert max_difference(same, tmp_path / "single9") <= 1e-5
-    # ... or one process does, with grad_accum 2 keeping the global batch of 2 micro-batches.
+    # ... or one process does, with grad_accum 4 keeping the global batch of 4 micro-batches.
     alone = tmp_path / "alone"
     subprocess.run(["cp", "-r", str(run), str(alone)], check=True)
     lines = []
-    train(tiny_config(small_data, *SCHEDULE, "train.max_iters=9"), alone, resume=True, echo=lines.append, progress=0)
-    assert any("grad_accum 1 -> 2" in line for line in lines)
+    config = read_run_config(alone)  # what `gptkit train --out RUN --resume` starts from
+    config.train.max_iters = 9
+    train(config, alone, resume=True, echo=lines.append, progress=False)
+    assert any("grad_accum 2 -> 4" in line for line in lines)
     assert max_difference(alone, tmp_path / "single9") <= 1e-5
 
 
-def test_a_world_size_that_cannot_keep_the_global_batch_is_refused(ddp_run, small_data, tmp_path):
+def test_a_world_size_that_cannot_keep_the_global_batch_is_refused(small_data):
     from gptkit.checkpoint import TrainState
     from gptkit.distributed import World
     from gptkit.errors import GptkitError
@@ -137,8 +188,37 @@ def test_a_world_size_that_cannot_keep_the_global_batch_is_refused(ddp_run, smal
     cfg = tiny_config(small_data).train
     with pytest.raises(GptkitError, match="cannot split evenly"):
         check_world_size(TrainState(step=3, world_size=2, grad_accum=1), World(size=3), cfg)
-    assert check_world_size(TrainState(step=3, world_size=2, grad_accum=3), World(size=3), cfg) is not None
+    assert check_world_size(TrainState(step=3, world_size=2, grad_accum=1), World(size=2), cfg) is None
+    cfg.grad_accum = 3
+    assert "keeps 6 micro-batches" in check_world_size(
+        TrainState(step=3, world_size=2, grad_accum=3), World(size=3), cfg
+    )
     assert cfg.grad_accum == 2
+    cfg.grad_accum = 5  # set anew on the command line: kept, and said
+    assert "global batch changes" in check_world_size(
+        TrainState(step=3, world_size=2, grad_accum=3), World(size=1), cfg
+    )
+    assert cfg.grad_accum == 5
+
+
+def test_an_error_on_one_rank_is_reported_once_and_stops_all(tmp_path):
+    script = tmp_path / "agree.py"
+    script.write_text(
+        "from gptkit.distributed import distributed\n"
+        "from gptkit.errors import GptkitError\n"
+        "with distributed('cpu') as world:\n"
+        "    error = GptkitError('no data here') if world.rank == 1 else None\n"
+        "    try:\n"
+        "        world.agree(error)\n"
+        "    except GptkitError as err:\n"
+        "        print(f'rank {world.rank} raised: {err} (printed by rank 0 only: {err.reported_by_rank_0})')\n"
+    )
+    done = subprocess.run(
+        [str(TORCHRUN), "--standalone", "--nproc_per_node=2", str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "rank 0 raised: rank 1: no data here (printed by rank 0 only: True)" in done.stdout
+    assert "rank 1 raised: no data here (printed by rank 0 only: True)" in done.stdout
 
 
 @pytest.mark.parametrize("how", ["kill -9 rank 1", "Ctrl-C"])
@@ -152,14 +232,14 @@ def test_killing_one_rank_stops_the_others_and_keeps_the_last_checkpoint(small_d
             assert time.monotonic() < deadline, "no checkpoint after 120 s"
             time.sleep(0.2)
         time.sleep(0.5)  # mid-run, between checkpoints or inside one
-        if how == "Ctrl-C":  # the terminal sends SIGINT to the whole foreground process group
+        if how == "Ctrl-C":  # the terminal sends SIGINT to torchrun's process group; torchrun passes it on
             os.killpg(process.pid, signal.SIGINT)
         else:
             os.kill(int((audit / "pid.1").read_text()), signal.SIGKILL)
         output, _ = process.communicate(timeout=90)  # the surviving rank must not hang
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)  # torchrun and its workers
+            kill_all(process, audit)
     assert process.returncode != 0, output
     if how == "Ctrl-C":
         assert output.count("interrupted") == 1  # said once, by rank 0
@@ -176,3 +256,35 @@ def test_killing_one_rank_stops_the_others_and_keeps_the_last_checkpoint(small_d
         step = json.loads(handle.metadata()["gptkit"])["state"]["step"]
     result = train(tiny_config(small_data, *SCHEDULE, f"train.max_iters={step + 2}"), run, resume=True, **QUIET)
     assert result.step == step + 2
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie waiting to be reaped does not count)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_a_hung_rank_ends_the_run_after_the_timeout(small_data, tmp_path):
+    run = tmp_path / "hung"
+    settings = ("train.max_iters=100000", "train.log_interval=50")
+    process, audit = launch(tmp_path, small_data, run, *settings, env={"GPTKIT_DIST_TIMEOUT": "5"})
+    try:
+        deadline = time.monotonic() + 120
+        while not ((run / "checkpoint.safetensors").exists() and (audit / "pid.1").exists()):
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.2)
+        os.kill(int((audit / "pid.1").read_text()), signal.SIGSTOP)  # alive but silent, like a stuck GPU
+        stopped, rank0 = time.monotonic(), int((audit / "pid.0").read_text())
+        while running(rank0) and time.monotonic() - stopped < 60:
+            time.sleep(0.2)
+        waited = time.monotonic() - stopped
+    finally:
+        kill_all(process, audit)  # torchrun would wait 30 s more for the stopped rank
+        output = process.communicate()[0]
+    assert waited < 60, output  # 5 s of timeout, not forever
+    assert "error:" in output  # rank 0 said why it stopped
+    assert load_file(run / "checkpoint.safetensors")  # and the checkpoint is whole

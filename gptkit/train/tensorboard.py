@@ -1,0 +1,35 @@
+"""TensorBoard event files beside `metrics.jsonl`, when `log.tensorboard = true`.
+
+Every number of a metrics record becomes a scalar tagged `KIND/FIELD` (`train/train_loss`,
+`eval/val_loss`, ...) at its step. A resumed run drops the events written after its checkpoint
+(`purge_step`), as `MetricsLog.truncate_after` does, so the curves read like one run.
+Entry point: `TensorBoardLog(run_dir, resume_step)`.
+"""
+
+from pathlib import Path
+
+from gptkit.errors import GptkitError
+
+TENSORBOARD_DIR = "tensorboard"
+
+
+class TensorBoardLog:
+    def __init__(self, run_dir, resume_step: int | None = None):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise GptkitError(
+                "`log.tensorboard`=true needs the tensorboard package: pip install tensorboard "
+                "(or gptkit[tensorboard]); or leave it off (metrics.jsonl is always written)"
+            ) from None
+        purge = None if resume_step is None else resume_step + 1
+        self.writer = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR), purge_step=purge)
+
+    def write(self, record: dict) -> None:
+        kind, step = record.get("kind", "train"), record["step"]
+        for key, value in record.items():
+            if key not in ("kind", "step") and isinstance(value, int | float) and not isinstance(value, bool):
+                self.writer.add_scalar(f"{kind}/{key}", value, step)
+
+    def close(self) -> None:
+        self.writer.close()
