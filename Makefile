@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(BIN)/gptkit sample runs/demo --prompt "ROMEO:" --max-new-tokens 300 --temperature 0.8 --top-k 40 --seed 1
 
 test: $(STAMP)
+	@scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

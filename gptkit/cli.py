@@ -11,6 +11,7 @@ import sys
 import warnings
 
 from gptkit.cli_tokenizer import add_tokenizer_commands
+from gptkit.cli_viz import add_viz_commands
 from gptkit.errors import GptkitError
 
 
@@ -287,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     add_tokenizer_commands(sub)
+    add_viz_commands(sub)
     return parser
 
 

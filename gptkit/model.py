@@ -7,6 +7,7 @@ through explicit dicts, so `forward` stays branch-light. Parameter names follow 
 The model knows nothing of tokenizers, files or training: ids (B, T) -> logits (B, T, vocab) [+ loss].
 """
 
+import contextlib
 import math
 
 import torch
@@ -116,6 +117,7 @@ class CausalSelfAttention(nn.Module):
         norm = NORMS[config.norm]
         self.q_norm = norm(self.head_size, bias=config.bias, eps=config.norm_eps) if config.qk_norm else None
         self.k_norm = norm(self.head_size, bias=config.bias, eps=config.norm_eps) if config.qk_norm else None
+        self.recorder: list[torch.Tensor] | None = None  # set by `recording_attention` to capture weights
 
     def forward(self, x: torch.Tensor, rope, cache: KVCache | None, mask: torch.Tensor | None) -> torch.Tensor:
         B, T, C = x.shape
@@ -134,12 +136,45 @@ class CausalSelfAttention(nn.Module):
             k = k.repeat_interleave(nh // nkv, dim=1)  # (B, nh, L+T, hs)
             v = v.repeat_interleave(nh // nkv, dim=1)
         dropout = self.dropout if self.training else 0.0
-        if mask is None:  # causal over these T tokens, or, for one new token after a cache, all keys
+        if self.recorder is not None:  # the explicit path, only when someone asked to see the weights
+            y, weights = explicit_attention(q, k, v, mask, causal=cache is None or T > 1, dropout=dropout)
+            self.recorder.append(weights.detach())
+        elif mask is None:  # causal over these T tokens, or, for one new token after a cache, all keys
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=cache is None or T > 1)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, nh, T, hs)
         y = self.c_proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C): heads side by side again
         return y if self.resid_dropout is None else self.resid_dropout(y)
+
+
+def explicit_attention(q, k, v, mask, *, causal: bool, dropout: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(q k^T / sqrt(hs)) v written out, as SDPA computes it; returns (output, weights (B, nh, T, S)).
+
+    `mask` (bool, True = may attend) wins over `causal`, as in the SDPA calls above; causal aligns the T
+    queries with the last T keys (the queries of a prefill after a cache see the cached keys)."""
+    T, S = q.size(-2), k.size(-2)
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # (B, nh, T, S)
+    if mask is None and causal:
+        mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(dim=-1)
+    attended = F.dropout(weights, p=dropout) if dropout > 0 else weights
+    return attended @ v, weights
+
+
+@contextlib.contextmanager
+def recording_attention(model: "GPT"):
+    """Capture attention weights: yields a list that each forward fills with one (B, nh, T, S) tensor per
+    layer, in order. Inside, attention runs on the explicit path (same output as SDPA, slower)."""
+    maps: list[torch.Tensor] = []
+    for block in model.transformer.h:
+        block.attn.recorder = maps
+    try:
+        yield maps
+    finally:
+        for block in model.transformer.h:
+            block.attn.recorder = None
 
 
 def mlp_hidden_size(config: GPTConfig) -> int:

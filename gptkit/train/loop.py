@@ -45,7 +45,7 @@ from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
 from gptkit.train.data import TrainingData, estimate_loss
 from gptkit.train.metrics import METRICS_FILE, MetricsLog, Throughput
 from gptkit.train.optim import build_optimizer, lr_at
-from gptkit.train.tensorboard import TENSORBOARD_DIR, TensorBoardLog
+from gptkit.train.tensorboard import TENSORBOARD_DIR, TensorBoardLog, summary_writer_class
 
 RUN_FILES = (CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, BEST_FILE, CHECKPOINT_FILE, METRICS_FILE)
 
@@ -274,6 +274,8 @@ class Trainer:
         touches no file. Returns lines to show once the run starts."""
         config, run_dir, world = self.config, self.run_dir, self.world
         check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        if config.log.tensorboard:
+            summary_writer_class()
         self.device = world.device
         self.dtype = resolve_dtype(self.cfg.dtype, self.device)
         config.validate()

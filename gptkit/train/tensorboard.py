@@ -13,15 +13,22 @@ from gptkit.errors import GptkitError
 TENSORBOARD_DIR = "tensorboard"
 
 
+def summary_writer_class():
+    """torch's SummaryWriter, or a one-line error when the tensorboard package is missing (checked before a
+    run touches its directory)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise GptkitError(
+            "`log.tensorboard`=true needs the tensorboard package: pip install tensorboard "
+            "(or gptkit[tensorboard]); or leave it off (metrics.jsonl is always written)"
+        ) from None
+    return SummaryWriter
+
+
 class TensorBoardLog:
     def __init__(self, run_dir, resume_step: int | None = None):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise GptkitError(
-                "`log.tensorboard`=true needs the tensorboard package: pip install tensorboard "
-                "(or gptkit[tensorboard]); or leave it off (metrics.jsonl is always written)"
-            ) from None
+        SummaryWriter = summary_writer_class()
         purge = None if resume_step is None else resume_step + 1
         self.writer = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR), purge_step=purge)
 

@@ -1,0 +1,74 @@
+"""Attention maps: which earlier tokens each position of a prompt looks at, one heat map per head.
+
+Entry points: `attention_weights(run, prompt)` -> (tokens, [per layer (n_head, T, T)]) and
+`attention_figure(run, prompt, layer=, head=)`.
+Row t is query position t; its weights over key positions 0..t sum to 1 (the causal mask zeroes the rest).
+"""
+
+import torch
+
+from gptkit.errors import GptkitError
+from gptkit.model import recording_attention
+from gptkit.run import Run
+from gptkit.viz.figure import new_figure, token_label
+from gptkit.viz.tokens import token_texts
+
+
+@torch.no_grad()
+def attention_weights(run: Run, prompt: str) -> tuple[list[str], list[torch.Tensor]]:
+    """The prompt's tokens (as text) and every layer's attention weights, (n_head, T, T) each, on the CPU."""
+    if not prompt:
+        raise GptkitError("--prompt: give some text to look at (attention of an empty prompt is empty)")
+    ids = run.encode_prompt(prompt)
+    idx = torch.tensor([ids], device=run.device)
+    run.model.eval()
+    with recording_attention(run.model) as maps:
+        run.model(idx)
+    return token_texts(run.tokenizer, ids), [m[0].float().cpu() for m in maps]
+
+
+def pick(index: int, count: int, what: str, flag: str) -> int:
+    """`index` into `count` items (negative counts from the end), or a clear error."""
+    if not -count <= index < count:
+        raise GptkitError(f"{flag} {index}: the model has {count} {what} (0..{count - 1}, or -1 for the last)")
+    return index % count
+
+
+def tick_step(count: int) -> int:
+    return max(1, -(-count // 40))  # at most ~40 labels per axis stay readable
+
+
+def attention_figure(run: Run, prompt: str, *, layer: int = -1, head: int | None = None):
+    """Heat maps of one layer's heads (or one head) for `prompt`."""
+    tokens, maps = attention_weights(run, prompt)
+    layer = pick(layer, len(maps), "layers", "--layer")
+    weights = maps[layer]  # (n_head, T, T)
+    heads = list(range(weights.size(0)))
+    if head is not None:
+        heads = [pick(head, len(heads), "heads", "--head")]
+    T = len(tokens)
+    columns = min(len(heads), 4)
+    rows = -(-len(heads) // columns)
+    size = min(max(2.2, T * 0.16), 6.0)  # inches per map: room for the token labels
+    figure = new_figure(columns * size + 1.2, rows * size + 0.8)
+    grid = figure.subplots(rows, columns, squeeze=False)
+    top = float(weights[heads].max())
+    labels = [token_label(t) for t in tokens]
+    step = tick_step(T)
+    image = None
+    for slot, axes in enumerate(grid.flat):
+        if slot >= len(heads):
+            axes.axis("off")
+            continue
+        h = heads[slot]
+        image = axes.imshow(weights[h].numpy(), cmap="viridis", vmin=0.0, vmax=top, interpolation="nearest")
+        axes.set_title(f"head {h}", fontsize=9)
+        axes.set_xticks(range(0, T, step), labels[::step], rotation=90, fontsize=7)
+        axes.set_yticks(range(0, T, step), labels[::step], fontsize=7)
+        axes.set_xlabel("attends to (key)", fontsize=8)
+        if slot % columns == 0:
+            axes.set_ylabel("token (query)", fontsize=8)
+    figure.colorbar(image, ax=grid, shrink=0.8, label="attention weight")
+    n_layer = len(maps)
+    figure.suptitle(f"{run.run_dir.name}: attention of layer {layer} (of 0..{n_layer - 1}), {T} tokens")
+    return figure
