@@ -71,10 +71,12 @@ def cmd_train(args) -> None:
     result = train(config, args.out, resume=args.resume, overwrite=args.overwrite, init_from=args.init_from)
     if result.rank != 0:  # under torchrun, rank 0 speaks for all
         return
-    print(
-        f"done: {result.step} steps, final val loss {result.val_loss:.4f} (best {result.best_val_loss:.4f}); "
-        f'sample with: gptkit sample {result.run_dir} --prompt "..."'
+    use = (
+        f'fill in with: gptkit fill {result.run_dir} "text with <|mask|>"'
+        if config.train.objective == "mlm"
+        else f'sample with: gptkit sample {result.run_dir} --prompt "..."'
     )
+    print(f"done: {result.step} steps, final val loss {result.val_loss:.4f} (best {result.best_val_loss:.4f}); {use}")
 
 
 def unescape(text: str) -> str:
@@ -117,6 +119,7 @@ def cmd_chat(args) -> None:
     top_k = args.top_k or None
     check_sampling_args(args.temperature, top_k, args.top_p, args.max_new_tokens, args.repetition_penalty)
     run = load_run(args.run, weights=args.weights, device=args.device or "auto")
+    run.check_generates()
     stops = [unescape(s) for s in args.stop]
     settings = ChatSettings(
         args.temperature, top_k, args.top_p, args.repetition_penalty, args.max_new_tokens, stops, args.seed
@@ -150,6 +153,8 @@ def cmd_eval(args) -> None:
     if not args.data and not args.text:
         raise GptkitError("eval: pass --data DIR (prepared) and/or --text FILE (raw text) to evaluate on")
     run = load_run(args.run, weights=args.weights, device=args.device or "auto")
+    if not run.model.config.causal:
+        return _eval_masked(run, args)
     results = [evaluate_dataset(run, d, split=args.split, max_tokens=args.max_tokens) for d in args.data]
     results += [evaluate_text(run, t, max_tokens=args.max_tokens) for t in args.text]
     if args.json:
@@ -158,6 +163,37 @@ def cmd_eval(args) -> None:
     print(f"{'data':<28} {'tokens':>10} {'loss':>8} {'perplexity':>11} {'bits/byte':>10}")
     for r in results:
         print(f"{r.name:<28} {r.tokens:>10,} {r.loss:>8.4f} {r.perplexity:>11.3f} {r.bits_per_byte:>10.4f}")
+
+
+def _eval_masked(run, args) -> None:
+    import json
+
+    from gptkit.evaluate_mlm import evaluate_masked
+
+    if args.text:
+        raise GptkitError("eval: a masked LM is evaluated on prepared data (--data DIR), not --text")
+    whole_word = {"run": None, "yes": True, "no": False}[args.whole_word]
+    results = [evaluate_masked(run, d, split=args.split, whole_word=whole_word) for d in args.data]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    print(f"{'data':<28} {'masked':>8} {'loss':>8} {'accuracy':>9} {'bits/char':>10} {'whole words':>12}")
+    for r in results:
+        print(
+            f"{r.name:<28} {r.selected_tokens:>8,} {r.loss:>8.4f} {r.accuracy:>9.2%} {r.bits_per_character:>10.4f} "
+            f"{'yes' if r.whole_word else 'no':>12}"
+        )
+
+
+def cmd_fill(args) -> None:
+    from gptkit.evaluate_mlm import fill_masks
+    from gptkit.run import load_run
+
+    run = load_run(args.run, weights=args.weights, device=args.device or "auto")
+    guesses, filled = fill_masks(run, unescape(args.text), top_k=args.top_k)
+    for number, options in enumerate(guesses, 1):
+        print(f"mask {number}: " + "  ".join(f"{text!r} {prob:.1%}" for text, prob in options))
+    print(filled)
 
 
 def cmd_forgetting(args) -> None:
@@ -258,7 +294,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--weights", default="last", choices=["last", "best"])
     p.add_argument("--device", default=None)
+    p.add_argument(
+        "--whole-word",
+        default="run",
+        choices=["run", "yes", "no"],
+        help="masked LMs: mask whole words (yes), single tokens (no), or as the run trained (default)",
+    )
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("fill", help="masked LMs: the likeliest tokens for each <|mask|> in a text")
+    p.add_argument("run", help="run directory of a model trained with train.objective=mlm")
+    p.add_argument("text", help="text with <|mask|> where tokens should be guessed (\\n for a newline)")
+    p.add_argument("--top-k", type=int, default=5, help="guesses shown per mask (default 5)")
+    p.add_argument("--weights", default="last", choices=["last", "best"])
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_fill)
 
     p = sub.add_parser("forgetting", help="experiment: train A then B vs A+B mixed; plot val loss on both")
     p.add_argument("--a", required=True, help="prepared dataset A (first in the sequential run)")

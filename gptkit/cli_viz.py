@@ -116,5 +116,5 @@ def add_viz_commands(sub) -> None:
     p.add_argument("--out", required=True, help="HTML file to write")
     p.add_argument("--prompt", default="", help="prompt for the samples and the attention map (default: none)")
     p.add_argument("--samples", type=int, default=3)
-    p.add_argument("--max-new-tokens", type=int, default=300)
+    p.add_argument("--max-new-tokens", type=int, default=200)
     p.set_defaults(func=cmd_report)

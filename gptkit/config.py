@@ -52,6 +52,7 @@ class GPTConfig:
     n_kv_head: int = _doc(0, "key/value heads for grouped-query attention; 0 = n_head")
     rope_theta: float = _doc(10000.0, "RoPE base frequency")
     norm_eps: float = _doc(1e-5, "epsilon of the norms")
+    causal: bool = _doc(True, "each position sees only earlier ones (GPT); false: both sides (BERT-style, for mlm)")
 
     def validate(self) -> None:
         for name in ("block_size", "n_layer", "n_head", "n_embd"):
@@ -100,6 +101,11 @@ class TrainConfig:
     dtype: str = _doc("auto", "auto (bfloat16 on GPUs that have it, else float32), float32, bfloat16, float16")
     compile: bool = _doc(False, "torch.compile the model (compile time is paid once at start)")
     peak_flops: float = _doc(0.0, "peak FLOP/s for MFU; 0 = measure with a short matmul probe at start")
+    objective: str = _doc("causal", "causal (predict the next token) or mlm (masked tokens; needs model.causal=false)")
+    mlm_prob: float = _doc(0.15, "mlm: share of tokens (or words) selected for prediction (BERT: 0.15)")
+    mlm_mask: float = _doc(0.8, "mlm: share of selected tokens replaced by <|mask|> (BERT: 0.8)")
+    mlm_random: float = _doc(0.1, "mlm: share of selected tokens replaced by a random token; the rest stay (BERT: 0.1)")
+    mlm_whole_word: bool = _doc(False, "mlm: select whole words (every piece of a word together), not single tokens")
 
     @property
     def final_lr(self) -> float:
@@ -120,6 +126,13 @@ class TrainConfig:
             )
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise GptkitError(f"`train.dtype`={self.dtype!r} is not one of auto, float32, bfloat16, float16")
+        if self.objective not in ("causal", "mlm"):
+            raise GptkitError(f"`train.objective`={self.objective!r} is not one of causal, mlm")
+        if not 0 < self.mlm_prob <= 1 or min(self.mlm_mask, self.mlm_random) < 0 or self.mlm_mask + self.mlm_random > 1:
+            raise GptkitError(
+                "need 0 < `train.mlm_prob` <= 1 and `train.mlm_mask`, `train.mlm_random` >= 0 with a sum <= 1, got "
+                f"{self.mlm_prob}, {self.mlm_mask}, {self.mlm_random}"
+            )
 
 
 @dataclass
@@ -164,6 +177,13 @@ class RunConfig:
     def validate(self) -> None:
         self.model.validate()
         self.train.validate()
+        if (self.train.objective == "mlm") == self.model.causal:
+            raise GptkitError(
+                "`train.objective`=mlm needs `model.causal`=false (a masked token is predicted from both sides)"
+                if self.model.causal
+                else "`model.causal`=false lets every position see the next token, so `train.objective`=causal "
+                "would learn nothing; use --set train.objective=mlm, or keep model.causal=true"
+            )
         if self.stages and self.data:
             raise GptkitError(
                 "config: give either [[data]] (one mixture for the whole run) or [[stages]] (each with its own "

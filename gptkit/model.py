@@ -110,6 +110,7 @@ class CausalSelfAttention(nn.Module):
         self.n_kv_head = config.n_kv_head or config.n_head
         self.head_size = config.n_embd // config.n_head
         self.dropout = config.dropout
+        self.causal = config.causal
         qkv = (self.n_head + 2 * self.n_kv_head) * self.head_size
         self.c_attn = nn.Linear(config.n_embd, qkv, bias=config.bias)  # q, k, v in one matmul
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
@@ -136,11 +137,12 @@ class CausalSelfAttention(nn.Module):
             k = k.repeat_interleave(nh // nkv, dim=1)  # (B, nh, L+T, hs)
             v = v.repeat_interleave(nh // nkv, dim=1)
         dropout = self.dropout if self.training else 0.0
+        causal = self.causal and (cache is None or T > 1)  # one new token after a cache sees all keys
         if self.recorder is not None:  # the explicit path, only when someone asked to see the weights
-            y, weights = explicit_attention(q, k, v, mask, causal=cache is None or T > 1, dropout=dropout)
+            y, weights = explicit_attention(q, k, v, mask, causal=causal, dropout=dropout)
             self.recorder.append(weights.detach())
         elif mask is None:  # causal over these T tokens, or, for one new token after a cache, all keys
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=cache is None or T > 1)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, nh, T, hs)
         y = self.c_proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C): heads side by side again
@@ -164,12 +166,15 @@ def explicit_attention(q, k, v, mask, *, causal: bool, dropout: float) -> tuple[
 
 
 @contextlib.contextmanager
-def recording_attention(model: "GPT"):
+def recording_attention(model: "GPT", layers=None):
     """Capture attention weights: yields a list that each forward fills with one (B, nh, T, S) tensor per
-    layer, in order. Inside, attention runs on the explicit path (same output as SDPA, slower)."""
+    recorded layer (all, or the indices in `layers`), in order. Those layers run the explicit path (the
+    same output as SDPA, slower); the others stay on SDPA."""
     maps: list[torch.Tensor] = []
-    for block in model.transformer.h:
-        block.attn.recorder = maps
+    chosen = range(len(model.transformer.h)) if layers is None else set(layers)
+    for index, block in enumerate(model.transformer.h):
+        if index in chosen:
+            block.attn.recorder = maps
     try:
         yield maps
     finally:
@@ -327,7 +332,7 @@ class GPT(nn.Module):
             x = self.transformer.drop(x)
         mask = None  # None: SDPA's own causal path, or (one new token after a cache) no mask at all
         if key_mask is not None or (past > 0 and T > 1):
-            mask = attention_mask(T, past, key_mask, idx.device)  # (B or 1, 1, T, past + T)
+            mask = attention_mask(T, past, key_mask, idx.device, causal=self.config.causal)  # (B|1, 1, T, past+T)
         for block in self.transformer.h:
             x = block(x, rope, cache, mask)
         if cache is not None:
@@ -351,11 +356,12 @@ class GPT(nn.Module):
         return 6 * self.num_params() + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
 
 
-def attention_mask(T: int, past: int, key_mask: torch.Tensor | None, device) -> torch.Tensor:
-    """Bool mask (B or 1, 1, T, past + T): query t (at past + t) sees keys up to itself that are not padding."""
+def attention_mask(T: int, past: int, key_mask: torch.Tensor | None, device, causal: bool = True) -> torch.Tensor:
+    """Bool mask (B or 1, 1, T, past + T): query t (at past + t) sees the keys that are not padding, up to
+    itself when `causal`, all of them otherwise."""
     query = torch.arange(past, past + T, device=device)[:, None]  # (T, 1)
     key = torch.arange(past + T, device=device)[None, :]  # (1, past + T)
-    mask = (key <= query)[None, None]  # (1, 1, T, past + T)
+    mask = (key <= query if causal else torch.ones(T, past + T, dtype=torch.bool, device=device))[None, None]
     if key_mask is not None:
         # A padding query would see no key at all and give NaN, which would leak through its value vector even
         # at zero weight; letting every query see itself keeps padding finite (its output is never used).

@@ -87,6 +87,7 @@ class Run:
         Arguments and the prompt are checked here, before the first piece is asked for.
         """
         check_sampling_args(temperature, top_k, top_p, max_new_tokens, repetition_penalty)
+        self.check_generates()
         return self.stream_ids(
             self.encode_prompt(prompt),
             max_new_tokens,
@@ -99,8 +100,17 @@ class Run:
             use_cache=use_cache,
         )
 
+    def check_generates(self) -> None:
+        """Only a causal model continues text; a masked LM (model.causal=false) fills in blanks instead."""
+        if not self.model.config.causal:
+            raise GptkitError(
+                f"{self.run_dir} is a masked language model (model.causal=false): it does not continue text; "
+                f'use `gptkit fill {self.run_dir} "text with <|mask|>"`'
+            )
+
     def stream_ids(self, ids: list[int], max_new_tokens: int, *, stop=None, **sampling) -> Iterator[str]:
         """Like `stream`, from prompt ids already encoded (at most block_size of them)."""
+        self.check_generates()
         idx = torch.tensor([ids], dtype=torch.long, device=self.device)
         limit = self.tokenizer.vocab_size if self.tokenizer is not None else None  # the model's may be larger
         tokens = generate_tokens(self.model, idx, max_new_tokens, vocab_limit=limit, **sampling)
@@ -119,6 +129,7 @@ class Run:
         Takes `stream`'s sampling options except `stop` (a text-level option), plus `attention_mask` (B, T) for
         left-padded prompts of different lengths; `gptkit.generate.generate_tokens` yields them one at a time.
         """
+        self.check_generates()
         if "stop" in sampling:
             raise GptkitError(
                 "generate_ids: `stop` works on text; use run.stream / run.generate, or stop on ids yourself"

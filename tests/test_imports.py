@@ -10,7 +10,7 @@ LAYERS = [
     {"errors", "atomic", "config", "presets", "runtime"},
     {"tokenizer", "model", "distributed"},
     {"data", "checkpoint", "generate", "streaming"},
-    {"train", "run", "hf", "hf_convert", "evaluate"},
+    {"train", "run", "hf", "hf_convert", "evaluate", "evaluate_mlm"},
     {"chat", "info", "experiments", "viz"},
     {"cli", "cli_tokenizer", "cli_viz", "__init__", "__main__"},
 ]

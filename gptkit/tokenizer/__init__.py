@@ -46,3 +46,21 @@ def load_tokenizer(path) -> Tokenizer:
     if kind not in _TYPES:
         raise GptkitError(f"{path}: unknown tokenizer type {kind!r}; expected one of {', '.join(_TYPES)}")
     return _TYPES[kind].from_dict(raw, source=str(path))
+
+
+MASK_TOKEN = "<|mask|>"
+PAD_TOKEN = "<|pad|>"
+
+
+def with_specials(tokenizer: Tokenizer, names: list[str]) -> Tokenizer:
+    """The same tokenizer with the special tokens `names` it lacks added after its last id (ids of
+    everything else unchanged); `tokenizer` itself when it has them all."""
+    missing = [name for name in names if name not in tokenizer.specials]
+    if not missing:
+        return tokenizer
+    raw = tokenizer.to_dict()
+    if isinstance(tokenizer, CharTokenizer):
+        raw["specials"] = [*tokenizer.specials, *missing]
+    else:
+        raw["specials"] = {**tokenizer.specials, **{n: tokenizer.vocab_size + i for i, n in enumerate(missing)}}
+    return type(tokenizer).from_dict(raw)

@@ -2,10 +2,13 @@
 
 Decoding is exact. Encoding a character the vocabulary lacks raises a one-line `GptkitError`, unless the
 tokenizer was built with an `unknown` replacement character (which is then part of the vocabulary).
+Special tokens (`<|mask|>`, `<|pad|>`, ...) get the ids after the characters; `encode` reads their text as
+plain characters unless `allowed_special` names them, as the BPE tokenizer does.
 Entry points: `CharTokenizer.from_text(text)`, `.encode`, `.decode`, `.save`, `CharTokenizer.from_dict`.
 """
 
 import json
+import re
 
 import numpy as np
 
@@ -26,14 +29,18 @@ class UnknownCharacterError(GptkitError):
 class CharTokenizer:
     """Maps each character of a fixed alphabet to an id (its rank in code-point order)."""
 
-    def __init__(self, chars: list[str], unknown: str | None = None):
+    def __init__(self, chars: list[str], unknown: str | None = None, specials: list[str] = ()):
         if len(set(chars)) != len(chars) or any(len(c) != 1 for c in chars):
             raise GptkitError("char tokenizer: `chars` must be distinct single characters")
         if unknown is not None and unknown not in chars:
             raise GptkitError(f"char tokenizer: replacement character {unknown!r} must be in the vocabulary")
+        if len(set(specials)) != len(specials) or any(len(s) < 2 for s in specials):
+            raise GptkitError("char tokenizer: special tokens must be distinct and longer than one character")
         self.chars = list(chars)
         self.unknown = unknown
         self.stoi = {c: i for i, c in enumerate(self.chars)}
+        self.specials = {text: len(self.chars) + i for i, text in enumerate(specials)}
+        self.special_by_id = {i: text for text, i in self.specials.items()}
 
     @classmethod
     def from_text(cls, text: str, unknown: str | None = None) -> "CharTokenizer":
@@ -49,9 +56,19 @@ class CharTokenizer:
 
     @property
     def vocab_size(self) -> int:
-        return len(self.chars)
+        return len(self.chars) + len(self.specials)
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, *, allowed_special=()) -> list[int]:
+        """Text -> ids; the text of the special tokens in `allowed_special` ("all" for every one) -> their ids."""
+        allowed = list(self.specials) if allowed_special == "all" else list(allowed_special)
+        if unknown := set(allowed) - set(self.specials):
+            raise GptkitError(f"allowed_special: {sorted(unknown)} are not special tokens of this tokenizer")
+        if allowed:
+            ids: list[int] = []
+            pattern = "(" + "|".join(re.escape(s) for s in sorted(allowed, key=len, reverse=True)) + ")"
+            for i, part in enumerate(re.split(pattern, text)):
+                ids.extend([self.specials[part]] if i % 2 else self.encode(part))
+            return ids
         stoi = self.stoi
         try:
             return [stoi[c] for c in text]
@@ -86,20 +103,28 @@ class CharTokenizer:
         try:
             return "".join(chars[int(i)] for i in ids)
         except IndexError:
-            bad = next(int(i) for i in ids if not 0 <= int(i) < len(chars))
-            raise GptkitError(f"token id {bad} is outside this tokenizer's vocabulary of {len(chars)}") from None
+            pass
+        table = chars + list(self.special_by_id[len(chars) + i] for i in range(len(self.specials)))
+        try:
+            return "".join(table[int(i)] for i in ids)
+        except IndexError:
+            bad = next(int(i) for i in ids if not 0 <= int(i) < len(table))
+            raise GptkitError(f"token id {bad} is outside this tokenizer's vocabulary of {len(table)}") from None
 
     def decode_bytes(self, ids) -> bytes:
         return self.decode(ids).encode("utf-8")
 
     def to_dict(self) -> dict:
-        return {"type": "char", "format_version": FORMAT_VERSION, "chars": self.chars, "unknown": self.unknown}
+        data = {"type": "char", "format_version": FORMAT_VERSION, "chars": self.chars, "unknown": self.unknown}
+        if self.specials:  # only when there are some: files without them stay as they were
+            data["specials"] = list(self.specials)
+        return data
 
     @classmethod
     def from_dict(cls, raw: dict, *, source: str = "tokenizer") -> "CharTokenizer":
         if raw.get("format_version") != FORMAT_VERSION or not isinstance(raw.get("chars"), list):
             raise GptkitError(f"{source}: unsupported char tokenizer format {raw.get('format_version')!r}")
-        return cls(raw["chars"], unknown=raw.get("unknown"))
+        return cls(raw["chars"], unknown=raw.get("unknown"), specials=list(raw.get("specials") or []))
 
     def save(self, path) -> None:
         """Write the tokenizer as readable JSON, atomically (temp file + rename)."""

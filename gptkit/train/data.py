@@ -2,7 +2,10 @@
 
 A run names datasets in `data` (mixed by weight) or in sequential `stages` (each its own mixture for its
 steps). All must share one tokenizer. Validation loss is measured on every dataset's own val split and
-reported per dataset; `val` is their plain mean. Entry point: `TrainingData(config)`.
+reported per dataset; `val` is their plain mean. With `train.objective=mlm` the run reads one dataset as
+masked, padded passages (`gptkit.data.mlm`), and its tokenizer gains `<|mask|>` and `<|pad|>`.
+Batches are tuples: (inputs, targets) or, for mlm, (inputs, targets, key-padding mask); `forward_loss`
+runs either. Entry point: `TrainingData(config)`.
 """
 
 import math
@@ -11,8 +14,12 @@ import torch
 
 from gptkit.config import RunConfig
 from gptkit.data.dataset import TokenDataset
+from gptkit.data.masking import MaskingRecipe
 from gptkit.data.mixture import Mixture, check_same_tokenizer
+from gptkit.data.mlm import MaskedPassages
 from gptkit.errors import GptkitError
+from gptkit.runtime import autocast_for
+from gptkit.tokenizer import MASK_TOKEN, PAD_TOKEN, load_tokenizer, with_specials
 
 
 class TrainingData:
@@ -28,14 +35,30 @@ class TrainingData:
         self.datasets = {s.path: TokenDataset(s.path, name=s.label) for s in sources}
         check_same_tokenizer(list(self.datasets.values()))
         self.first = self.datasets[sources[0].path]
+        self.tokenizer = load_tokenizer(self.first.path)
+        mlm = config.train.objective == "mlm"
+        if mlm:
+            if len(sources) > 1 or config.stages:
+                raise GptkitError("`train.objective`=mlm trains on one dataset; mixtures and stages are causal-only")
+            self.tokenizer = with_specials(self.tokenizer, [MASK_TOKEN, PAD_TOKEN])
         model = config.model
         if model.vocab_size == 0:
-            model.vocab_size = self.first.vocab_size
-        elif model.vocab_size < self.first.vocab_size:
+            model.vocab_size = self.tokenizer.vocab_size
+        elif model.vocab_size < self.tokenizer.vocab_size:
             raise GptkitError(
-                f"`model.vocab_size`={model.vocab_size} is smaller than the data's tokenizer "
-                f"({self.first.vocab_size}); leave it at 0 to take it from the data"
+                f"`model.vocab_size`={model.vocab_size} is smaller than the tokenizer's "
+                f"({self.tokenizer.vocab_size}); leave it at 0 to take it from the data"
             )
+        if mlm:
+            t = config.train
+            recipe = MaskingRecipe(t.mlm_prob, t.mlm_mask, t.mlm_random, t.mlm_whole_word)
+            masked = MaskedPassages(self.first, self.tokenizer, model.block_size, recipe)
+            if not masked.has_split("train"):
+                raise GptkitError(f"--data {self.first.path}: the train split is empty")
+            masked.name = self.first.name
+            self.plan = [(math.inf, masked)]
+            self.eval_sets = [masked] if masked.has_split("val") else []
+            return
         phases = [(stage.steps, stage.data) for stage in config.stages] or [(math.inf, config.data)]
         self.plan: list[tuple[float, Mixture]] = []
         end = 0
@@ -68,14 +91,19 @@ class TrainingData:
         return sum(d.num_tokens("train") for d in self.datasets.values())
 
 
+def forward_loss(model, batch):
+    """The loss of one batch: (inputs, targets) or (inputs, targets, key-padding mask)."""
+    if len(batch) == 3:
+        return model(batch[0], batch[1], key_mask=batch[2])[1]
+    return model(batch[0], batch[1])[1]
+
+
 @torch.no_grad()
 def estimate_loss(model, data: TrainingData, config: RunConfig, step: int, device, dtype) -> dict[str, float]:
     """Mean loss over `eval_iters` fixed batches: the training mixture at `step`, and each val split.
 
     Returns {"train": ..., "val": mean over datasets, "val.NAME": per dataset (when there are several)}.
     """
-    from gptkit.runtime import autocast_for
-
     cfg, block = config.train, config.model.block_size
     model.eval()
 
@@ -83,9 +111,9 @@ def estimate_loss(model, data: TrainingData, config: RunConfig, step: int, devic
         generator = torch.Generator().manual_seed(cfg.seed + 1)  # the same batches at every eval
         total = torch.zeros((), device=device)
         for _ in range(cfg.eval_iters):
-            x, y = draw(generator)
+            batch = draw(generator)
             with autocast_for(device, dtype):
-                total += model(x, y)[1]
+                total += forward_loss(model, batch)
         return (total / cfg.eval_iters).item()
 
     losses = {"train": mean_loss(lambda g: data.batch(step, cfg.batch_size, block, g, device))}

@@ -12,7 +12,6 @@ It does not prepare data, sample text or launch processes; those live in their o
 
 import contextlib
 import math
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gptkit.atomic import replacing
 from gptkit.checkpoint import (
     BEST_FILE,
     CHECKPOINT_FILE,
@@ -42,7 +40,7 @@ from gptkit.errors import GptkitError
 from gptkit.model import GPT
 from gptkit.runtime import autocast_for, measure_peak_flops, resolve_dtype
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
-from gptkit.train.data import TrainingData, estimate_loss
+from gptkit.train.data import TrainingData, estimate_loss, forward_loss
 from gptkit.train.metrics import METRICS_FILE, MetricsLog, Throughput
 from gptkit.train.optim import build_optimizer, lr_at
 from gptkit.train.tensorboard import TENSORBOARD_DIR, TensorBoardLog, summary_writer_class
@@ -147,13 +145,13 @@ def train_step(
         group["lr"] = lr
     loss_sum = torch.zeros((), device=device)
     for micro in range(cfg.grad_accum):
-        x, y = next_batch()
+        batch = next_batch()
         if seeds is not None:
             torch.manual_seed(seeds[micro])
         last = micro == cfg.grad_accum - 1
         with ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext():
             with autocast_for(device, dtype):
-                _, loss = runner(x, y)
+                loss = forward_loss(runner, batch)
             scaler.scale(loss / cfg.grad_accum).backward()
         loss_sum += loss.detach()
     if cfg.grad_clip > 0:
@@ -317,8 +315,7 @@ class Trainer:
             self.metrics.truncate_after(self.state.step)
         else:
             clear_run_dir(self.run_dir)
-            with replacing(self.run_dir / TOKENIZER_FILE) as tmp:
-                shutil.copyfile(self.data.first.path / TOKENIZER_FILE, tmp)
+            self.data.tokenizer.save(self.run_dir / TOKENIZER_FILE)  # the data's, plus <|mask|> etc. for mlm
         write_run_config(self.run_dir, self.config)  # on resume too: `--set train.max_iters` may have changed it
 
     def step_batches(self):

@@ -30,13 +30,17 @@ class TensorBoardLog:
     def __init__(self, run_dir, resume_step: int | None = None):
         SummaryWriter = summary_writer_class()
         purge = None if resume_step is None else resume_step + 1
-        self.writer = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR), purge_step=purge)
+        # flush_secs: TensorBoard shows a live run within seconds, not the default two minutes
+        self.writer = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR), purge_step=purge, flush_secs=10)
 
     def write(self, record: dict) -> None:
         kind, step = record.get("kind", "train"), record["step"]
         for key, value in record.items():
-            if key not in ("kind", "step") and isinstance(value, int | float) and not isinstance(value, bool):
-                self.writer.add_scalar(f"{kind}/{key}", value, step)
+            if key in ("kind", "step") or not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            if kind == "eval" and not (key.startswith("val_loss") or key == "train_loss_eval"):
+                continue  # an eval record repeats the last lr and speed; they belong to the train curves
+            self.writer.add_scalar(f"{kind}/{key}", value, step)
 
     def close(self) -> None:
         self.writer.close()

@@ -1,8 +1,8 @@
-"""Attention maps: which earlier tokens each position of a prompt looks at, one heat map per head.
+"""Attention maps: which tokens each position of a prompt looks at, one heat map per head.
 
 Entry points: `attention_weights(run, prompt)` -> (tokens, [per layer (n_head, T, T)]) and
-`attention_figure(run, prompt, layer=, head=)`.
-Row t is query position t; its weights over key positions 0..t sum to 1 (the causal mask zeroes the rest).
+`attention_figure(run, prompt, layer=, head=)`. Row t is query position t; its weights sum to 1, over keys
+0..t in a causal model (the mask zeroes the rest), over all keys in a masked LM (model.causal=false).
 """
 
 import torch
@@ -10,19 +10,20 @@ import torch
 from gptkit.errors import GptkitError
 from gptkit.model import recording_attention
 from gptkit.run import Run
-from gptkit.viz.figure import new_figure, token_label
+from gptkit.viz.figure import house_style, new_figure, token_label
 from gptkit.viz.tokens import token_texts
 
 
 @torch.no_grad()
-def attention_weights(run: Run, prompt: str) -> tuple[list[str], list[torch.Tensor]]:
-    """The prompt's tokens (as text) and every layer's attention weights, (n_head, T, T) each, on the CPU."""
+def attention_weights(run: Run, prompt: str, layers=None) -> tuple[list[str], list[torch.Tensor]]:
+    """The prompt's tokens (as text) and the attention weights of every layer (or of `layers`, in order),
+    (n_head, T, T) each, on the CPU."""
     if not prompt:
         raise GptkitError("--prompt: give some text to look at (attention of an empty prompt is empty)")
     ids = run.encode_prompt(prompt)
     idx = torch.tensor([ids], device=run.device)
     run.model.eval()
-    with recording_attention(run.model) as maps:
+    with recording_attention(run.model, layers) as maps:
         run.model(idx)
     return token_texts(run.tokenizer, ids), [m[0].float().cpu() for m in maps]
 
@@ -38,11 +39,12 @@ def tick_step(count: int) -> int:
     return max(1, -(-count // 40))  # at most ~40 labels per axis stay readable
 
 
+@house_style
 def attention_figure(run: Run, prompt: str, *, layer: int = -1, head: int | None = None):
     """Heat maps of one layer's heads (or one head) for `prompt`."""
-    tokens, maps = attention_weights(run, prompt)
-    layer = pick(layer, len(maps), "layers", "--layer")
-    weights = maps[layer]  # (n_head, T, T)
+    n_layer = run.model.config.n_layer
+    layer = pick(layer, n_layer, "layers", "--layer")
+    tokens, (weights,) = attention_weights(run, prompt, [layer])  # (n_head, T, T)
     heads = list(range(weights.size(0)))
     if head is not None:
         heads = [pick(head, len(heads), "heads", "--head")]
@@ -52,7 +54,9 @@ def attention_figure(run: Run, prompt: str, *, layer: int = -1, head: int | None
     size = min(max(2.2, T * 0.16), 6.0)  # inches per map: room for the token labels
     figure = new_figure(columns * size + 1.2, rows * size + 0.8)
     grid = figure.subplots(rows, columns, squeeze=False)
-    top = float(weights[heads].max())
+    # Row 0 of a causal map is always 1.0 (the first token sees only itself); scaling by it would leave
+    # every other weight near black.
+    top = float(weights[heads][:, 1:].max()) if T > 1 else 1.0
     labels = [token_label(t) for t in tokens]
     step = tick_step(T)
     image = None
@@ -69,6 +73,6 @@ def attention_figure(run: Run, prompt: str, *, layer: int = -1, head: int | None
         if slot % columns == 0:
             axes.set_ylabel("token (query)", fontsize=8)
     figure.colorbar(image, ax=grid, shrink=0.8, label="attention weight")
-    n_layer = len(maps)
-    figure.suptitle(f"{run.run_dir.name}: attention of layer {layer} (of 0..{n_layer - 1}), {T} tokens")
+    kind = "" if run.model.config.causal else "bidirectional "
+    figure.suptitle(f"{run.run_dir.name}: {kind}attention of layer {layer} (of 0..{n_layer - 1}), {T} tokens")
     return figure

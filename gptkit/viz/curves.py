@@ -6,7 +6,7 @@ from pathlib import Path
 
 from gptkit.errors import GptkitError
 from gptkit.train.metrics import METRICS_FILE, read_metrics
-from gptkit.viz.figure import new_figure
+from gptkit.viz.figure import house_style, new_figure
 
 X_AXES = {"step": "step", "tokens": "tokens seen", "time": "training time (s)"}
 # `loss` draws train_loss (a thin line) and val_loss (dots) together; anything else is one logged field.
@@ -21,10 +21,13 @@ LABELS = {
 }
 
 
-def run_records(run_dir: Path) -> list[dict]:
-    """The run's metrics, each with `time`: training seconds so far (eval time left out), from ms/step."""
+def run_records(run_dir: Path, *, required: bool = True) -> list[dict]:
+    """The run's metrics, each with `time`: training seconds so far (eval time left out), from ms/step.
+    A run without metrics (imported weights) is an error, or no records when not `required`."""
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
+        if not required:
+            return []
         raise GptkitError(f"{run_dir}: no {METRICS_FILE}; pass run directories written by `gptkit train`")
     records, elapsed, last_step = [], 0.0, 0
     for record in read_metrics(path):
@@ -36,7 +39,10 @@ def run_records(run_dir: Path) -> list[dict]:
 
 
 def series(records: list[dict], metric: str, x: str) -> tuple[list[float], list[float]]:
-    points = [(r.get(x), r[metric]) for r in records if metric in r and r.get(x) is not None]
+    """(xs, ys) of `metric`: val losses from eval records, everything else from train records (eval records
+    repeat the last lr and speed, which are 0 at step 0)."""
+    kind = "eval" if metric.startswith("val_loss") or metric == "train_loss_eval" else "train"
+    points = [(r.get(x), r[metric]) for r in records if r.get("kind") == kind and metric in r and r.get(x) is not None]
     return [p[0] for p in points], [p[1] for p in points]
 
 
@@ -45,6 +51,7 @@ def available_metrics(records: list[dict]) -> list[str]:
     return sorted({k for r in records for k, v in r.items() if k not in skip and isinstance(v, int | float)})
 
 
+@house_style
 def curves_figure(run_dirs, *, metric: str = "loss", x: str = "step", log_y: bool = False):
     """Curves of `metric` for each run in `run_dirs` against `x` (step | tokens | time)."""
     if x not in X_AXES:

@@ -6,8 +6,7 @@ import io
 import warnings
 from pathlib import Path
 
-from matplotlib import font_manager
-from matplotlib import rcParams as plt_rc
+from matplotlib import font_manager, rc_context
 from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 
@@ -70,13 +69,29 @@ CJK_FONTS = (
 
 
 @functools.cache
-def font_charsets() -> tuple[frozenset, ...]:
-    """The code points each font of the fallback list can draw (DejaVu Sans, then the CJK fonts installed)."""
+def font_families() -> tuple[str, ...]:
+    """DejaVu Sans, then the CJK fonts installed: later fonts fill in the glyphs earlier ones lack."""
     installed = {font.name for font in font_manager.fontManager.ttflist}
-    families = ["DejaVu Sans", *(name for name in CJK_FONTS if name in installed)]
-    plt_rc["font.family"] = families  # later fonts fill in what earlier ones lack
+    return ("DejaVu Sans", *(name for name in CJK_FONTS if name in installed))
+
+
+def house_style(build):
+    """Decorate a function that builds a figure: its text uses the font fallback list (set for the call
+    only, so matplotlib's global settings stay as they were)."""
+
+    @functools.wraps(build)
+    def building(*args, **kwargs):
+        with rc_context({"font.family": list(font_families())}):
+            return build(*args, **kwargs)
+
+    return building
+
+
+@functools.cache
+def font_charsets() -> tuple[frozenset, ...]:
+    """The code points each font of the fallback list can draw."""
     charsets = []
-    for family in families:
+    for family in font_families():
         path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
         charsets.append(frozenset(FT2Font(path).get_charmap()))
     return tuple(charsets)

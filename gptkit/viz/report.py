@@ -57,11 +57,13 @@ def eval_table(records: list[dict]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def build_report(run_dir, *, prompt: str = "", samples: int = 3, max_new_tokens: int = 300, seed: int = 1) -> str:
+def build_report(run_dir, *, prompt: str = "", samples: int = 3, max_new_tokens: int = 200, seed: int = 1) -> str:
     """The report's HTML text."""
     run_dir = Path(run_dir)
     run = load_run(run_dir, device="cpu")
-    records = run_records(run_dir)
+    if samples < 0 or max_new_tokens < 1:
+        raise GptkitError(f"--samples {samples} / --max-new-tokens {max_new_tokens}: need >= 0 and >= 1")
+    records = run_records(run_dir, required=False)  # imported weights have no training metrics
     config = run.config
     sections = [f"<h1>gptkit run <code>{html.escape(run_dir.name)}</code></h1>"]
 
@@ -88,14 +90,21 @@ def build_report(run_dir, *, prompt: str = "", samples: int = 3, max_new_tokens:
     if run.tokenizer is None:
         sections.append('<p class="muted">The run has no tokenizer, so there are no text samples.</p>')
     else:
+        if not config.model.causal:  # a masked LM fills in blanks; it does not continue text
+            samples = 0
+            sections.append(
+                '<p class="muted">A masked language model does not continue text; try '
+                f'<code>gptkit fill {html.escape(run_dir.name)} "text with &lt;|mask|&gt;"</code>.</p>'
+            )
         for i in range(samples):
             text = run.generate(prompt, max_new_tokens, temperature=0.8, top_k=40, seed=seed + i)
             texts.append(prompt + text)
             sections.append(f"<pre>{html.escape(prompt + text)}</pre>")
-        sections.append(
-            f'<p class="muted">temperature 0.8, top-k 40, {max_new_tokens} new tokens, seeds {seed}..'
-            f"{seed + samples - 1}, prompt {html.escape(json.dumps(prompt))}</p>"
-        )
+        if samples:
+            sections.append(
+                f'<p class="muted">temperature 0.8, top-k 40, {max_new_tokens} new tokens, seeds {seed}..'
+                f"{seed + samples - 1}, prompt {html.escape(json.dumps(prompt))}</p>"
+            )
 
         sections.append("<h2>Attention</h2>")
         # Something the model can read: the given prompt, or the start of its own first sample.

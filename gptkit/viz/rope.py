@@ -12,7 +12,7 @@ import torch
 
 from gptkit.errors import GptkitError
 from gptkit.model import apply_rope, rope_tables
-from gptkit.viz.figure import new_figure
+from gptkit.viz.figure import house_style, new_figure
 
 
 def relative_scores(dim: int, theta: float, length: int, offset: int) -> torch.Tensor:
@@ -25,13 +25,14 @@ def relative_scores(dim: int, theta: float, length: int, offset: int) -> torch.T
     return (queries * key).sum(-1).flatten()
 
 
+@house_style
 def rope_figure(*, dim: int = 64, theta: float = 10000.0, length: int = 256):
     if dim < 2 or dim % 2:
         raise GptkitError(f"--dim {dim}: RoPE rotates pairs, so the head size must be even and at least 2")
     if theta <= 1:
         raise GptkitError(f"--theta {theta}: the base must be greater than 1 (10000 in RoFormer and GPT-NeoX)")
-    if length < 2:
-        raise GptkitError(f"--length {length}: show at least 2 positions")
+    if not 2 <= length <= 65536:
+        raise GptkitError(f"--length {length}: show between 2 and 65536 positions")
     pairs = torch.arange(dim // 2)
     inv_freq = 1.0 / theta ** (2 * pairs.float() / dim)
     cos, _ = rope_tables(dim, length, theta)  # (length, dim/2)

@@ -106,3 +106,75 @@ def test_tokens_in_the_terminal(trained_run, gpt2_tokenizer_file, capsys):
     assert cli("viz", "tokens", trained_run, "ab\ncd", "--color", "always") == 0
     coloured = capsys.readouterr().out
     assert coloured.count("\x1b[30;48;5;") == 5 and "⏎" in coloured
+
+
+def test_curves_show_the_logged_numbers_on_the_chosen_axis(trained_run):
+    from gptkit.train.metrics import read_metrics
+    from gptkit.viz.curves import curves_figure
+
+    records = read_metrics(trained_run / "metrics.jsonl")
+    evals = [r for r in records if r["kind"] == "eval"]
+    lines = curves_figure([trained_run], metric="val_loss", x="tokens").axes[0].lines
+    assert list(lines[0].get_xdata()) == [r["tokens"] for r in evals]
+    assert list(lines[0].get_ydata()) == [r["val_loss"] for r in evals]
+    # Training time: ms/step times the steps since the previous train record, summed; evals left out.
+    elapsed, last, at_step = 0.0, 0, {0: 0.0}
+    for r in records:
+        if r["kind"] == "train":
+            elapsed += r["ms_per_step"] * (r["step"] - last) / 1000
+            last = r["step"]
+            at_step[r["step"]] = elapsed
+    times = curves_figure([trained_run], metric="val_loss", x="time").axes[0].lines[0].get_xdata()
+    assert list(times) == pytest.approx([at_step[r["step"]] for r in evals])
+    train_line, val_line = curves_figure([trained_run]).axes[0].lines  # loss: train as a line, val with dots
+    assert train_line.get_marker() in ("None", None, "") and val_line.get_marker() == "o"
+    speed = curves_figure([trained_run], metric="tokens_per_s").axes[0].lines[0].get_ydata()
+    assert min(speed) > 0  # from train records only (an eval record at step 0 holds 0)
+
+
+def test_attention_maps_draw_the_chosen_layer_and_head(trained_run):
+    from gptkit.viz.attention import attention_figure
+
+    run = load_run(trained_run, device="cpu")
+    _, maps = attention_weights(run, "ROMEO: but soft")
+    for layer in (0, 1, -1):
+        images = [ax.images[0] for ax in attention_figure(run, "ROMEO: but soft", layer=layer).axes if ax.images]
+        assert len(images) == 2
+        for head, image in enumerate(images):
+            assert torch.allclose(torch.from_numpy(image.get_array().data), maps[layer][head])
+    (single,) = [ax.images[0] for ax in attention_figure(run, "ROMEO:", layer=0, head=1).axes if ax.images]
+    assert torch.allclose(torch.from_numpy(single.get_array().data), attention_weights(run, "ROMEO:")[1][0][1])
+
+
+def test_embedding_labels_sit_on_their_tokens(trained_run):
+    from gptkit.viz.embeddings import embeddings_figure
+
+    run = load_run(trained_run, device="cpu")
+    coords, _ = principal_components(run.model.transformer.wte.weight.detach()[: run.tokenizer.vocab_size])
+    texts = embeddings_figure(run).axes[0].texts
+    assert len(texts) == run.tokenizer.vocab_size  # a char vocabulary is small: every token is labelled
+    for annotation in texts:
+        token_id = run.tokenizer.encode(annotation.get_text().replace("␣", " ").replace("⏎", "\n"))[0]
+        assert annotation.xy == pytest.approx(tuple(coords[token_id].tolist()))
+
+
+def test_principal_components_match_numpy_on_uncentred_data():
+    import numpy as np
+
+    g = torch.Generator().manual_seed(1)
+    weights = torch.randn(60, 6, generator=g, dtype=torch.float64) * torch.arange(1, 7) + 5.0  # far from 0
+    coords, share = principal_components(weights)
+    centred = weights.numpy() - weights.numpy().mean(0)
+    _, singular, axes = np.linalg.svd(centred, full_matrices=False)
+    expected = centred @ axes[:2].T
+    assert np.allclose(np.abs(coords.numpy()), np.abs(expected), atol=1e-4)  # float32 inside
+    assert np.allclose(share.numpy(), (singular**2 / (singular**2).sum())[:2])
+
+
+def test_bad_picture_options_are_refused(trained_run, tmp_path, capsys):
+    assert cli("viz", "embeddings", trained_run, "--labels", "-3", "--out", tmp_path / "e.png") == 2
+    assert cli("viz", "rope", "--length", "100000", "--out", tmp_path / "r.png") == 2
+    assert cli("report", trained_run, "--samples", "-2", "--out", tmp_path / "r.html") == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert [e.split(":")[1].split()[0] for e in errors] == ["--labels", "--length", "--samples"]
+    assert not list(tmp_path.iterdir())

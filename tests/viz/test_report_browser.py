@@ -3,12 +3,38 @@ the console stays free of errors. `make test` installs Debian's chromium when it
 is impossible (no root, no package), this test is skipped and says why."""
 
 import shutil
+import subprocess
 
 import pytest
 
 from gptkit.cli import main
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+def usable_chromium() -> str | None:
+    """A Chromium that runs (Ubuntu's `chromium` can be a stub that only points to a snap)."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        return (
+            path
+            if path and subprocess.run([path, "--version"], capture_output=True, timeout=30).returncode == 0
+            else None
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+CHROMIUM = usable_chromium()
+# Every image drawn on a canvas: how many distinct pixel values it has (1 for an image that did not decode).
+DECODED = """images => images.map(image => {
+    const canvas = document.createElement("canvas");
+    canvas.width = image.naturalWidth; canvas.height = image.naturalHeight;
+    const context = canvas.getContext("2d");
+    try { context.drawImage(image, 0, 0); } catch (error) { return 0; }
+    const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+    const seen = new Set();
+    for (let i = 0; i < pixels.length; i += 4 * 97) seen.add(pixels[i] << 16 | pixels[i + 1] << 8 | pixels[i + 2]);
+    return seen.size;
+})"""
 # Flags for a closed network and a root user (see the machine notes): no sandbox, no background fetches.
 FLAGS = [
     "--no-sandbox",
@@ -21,7 +47,7 @@ FLAGS = [
 ]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (make test installs it where it can)")
+@pytest.mark.skipif(CHROMIUM is None, reason="no working chromium on this machine (make test installs it where it can)")
 def test_report_renders_in_chromium_without_console_errors(trained_run, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
     out = tmp_path / "report.html"
@@ -38,6 +64,7 @@ def test_report_renders_in_chromium_without_console_errors(trained_run, tmp_path
             images = page.eval_on_selector_all(
                 "img", "images => images.map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight])"
             )
+            colours = page.eval_on_selector_all("img", DECODED)
             title = page.title()
             height = page.evaluate("document.body.scrollHeight")
         finally:
@@ -45,5 +72,6 @@ def test_report_renders_in_chromium_without_console_errors(trained_run, tmp_path
     assert problems == []
     assert title == f"gptkit report: {trained_run.name}"
     assert len(images) == 5 and all(complete and w > 200 and h > 150 for _, complete, w, h in images), images
+    assert all(count > 2 for count in colours), colours  # each image decoded into a picture, not a blank
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
     assert height > 1500  # the page laid out its sections

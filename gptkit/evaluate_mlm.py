@@ -1,0 +1,134 @@
+"""Evaluating and using a masked language model: `gptkit eval` on an mlm run, and `gptkit fill`.
+
+`evaluate_masked` walks every passage of a split in order, masks it with the run's recipe (or forced
+whole-word masking) from a fixed seed, and reports over the selected tokens: loss, top-1 accuracy, and
+bits per character (the loss in bits over the characters those tokens spell), the unit that compares a
+char model with a BPE one. `fill_masks` predicts each `<|mask|>` of a text. Entry points: those two.
+"""
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gptkit.data.masking import MaskingRecipe, character_lengths, mask_tokens, word_edges_table
+from gptkit.data.segments import Passages
+from gptkit.errors import GptkitError
+from gptkit.tokenizer import MASK_TOKEN, PAD_TOKEN, load_tokenizer, with_specials
+from gptkit.tokenizer.char import UnknownCharacterError
+
+
+@dataclass
+class MaskedEvalResult:
+    name: str
+    selected_tokens: int
+    selected_characters: int
+    loss: float  # mean cross-entropy per selected token, nats
+    accuracy: float  # top-1, over the selected tokens
+    bits_per_character: float
+    whole_word: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_masked_lm(run) -> None:
+    if run.model.config.causal or run.tokenizer is None or MASK_TOKEN not in run.tokenizer.specials:
+        raise GptkitError(
+            f"{run.run_dir} is not a masked language model; train one with --set train.objective=mlm "
+            "--set model.causal=false"
+        )
+
+
+def run_recipe(run) -> MaskingRecipe:
+    t = run.config.train
+    return MaskingRecipe(t.mlm_prob, t.mlm_mask, t.mlm_random, t.mlm_whole_word)
+
+
+@torch.no_grad()
+def evaluate_masked(
+    run, path, *, split: str = "val", whole_word: bool | None = None, seed: int = 0, batch_size: int = 32
+) -> MaskedEvalResult:
+    """Masked-token loss, accuracy and bits per character of `run` on one split of a prepared dataset."""
+    from gptkit.data.dataset import TokenDataset
+
+    check_masked_lm(run)
+    dataset = TokenDataset(path)
+    data_tokenizer = load_tokenizer(dataset.path)
+    if with_specials(data_tokenizer, [MASK_TOKEN, PAD_TOKEN]).to_dict() != run.tokenizer.to_dict():
+        raise GptkitError(f"--data {path}: prepared with another tokenizer than {run.run_dir}")
+    if dataset.num_tokens(split) < 2:
+        raise GptkitError(f"--data {path}: the {split} split is empty; evaluate --split train or prepare again")
+    recipe = run_recipe(run)
+    if whole_word is not None:
+        recipe = replace(recipe, whole_word=whole_word)
+    passages = Passages(dataset, split, run.model.config.block_size, run.tokenizer)
+    edges = word_edges_table(run.tokenizer, run.tokenizer.vocab_size) if recipe.whole_word else None
+    chars = character_lengths(run.tokenizer, run.model.config.vocab_size)
+    generator = torch.Generator().manual_seed(seed)
+    nats, correct, tokens, characters = 0.0, 0, 0, 0
+    run.model.eval()
+    for start in range(0, len(passages), batch_size):
+        ids, real = passages.batch(
+            np.arange(start, min(start + batch_size, len(passages))), run.tokenizer.specials[PAD_TOKEN]
+        )
+        inputs, targets = mask_tokens(
+            ids,
+            real,
+            recipe,
+            mask_id=run.tokenizer.specials[MASK_TOKEN],
+            vocab_size=dataset.vocab_size,
+            generator=generator,
+            edges=edges,
+        )
+        logits, _ = run.model(inputs.to(run.device), key_mask=real.to(run.device))
+        chosen = targets >= 0
+        scored, wanted = logits[chosen.to(run.device)].float().cpu(), targets[chosen]
+        nats += F.cross_entropy(scored, wanted, reduction="sum").item()
+        correct += int((scored.argmax(-1) == wanted).sum())
+        tokens += len(wanted)
+        characters += int(chars[wanted].sum())
+    loss = nats / tokens
+    return MaskedEvalResult(
+        f"{dataset.name}/{split}",
+        tokens,
+        characters,
+        loss,
+        correct / tokens,
+        nats / math.log(2) / max(characters, 1),
+        recipe.whole_word,
+    )
+
+
+@torch.no_grad()
+def fill_masks(run, text: str, *, top_k: int = 5) -> tuple[list[list[tuple[str, float]]], str]:
+    """For each `<|mask|>` in `text`: the `top_k` likeliest tokens with their probabilities; and the text
+    with every mask replaced by its likeliest token."""
+    check_masked_lm(run)
+    if top_k < 1:
+        raise GptkitError(f"--top-k {top_k}: must be >= 1")
+    if MASK_TOKEN not in text:
+        raise GptkitError(
+            f"text: put {MASK_TOKEN} where a token should be guessed, e.g. 'To be or not to {MASK_TOKEN}'"
+        )
+    try:
+        ids = run.tokenizer.encode(text, allowed_special=[MASK_TOKEN])
+    except UnknownCharacterError as err:
+        raise GptkitError(f"text: character {err.char!r} is not in the vocabulary of {run.run_dir}") from None
+    if len(ids) > run.model.config.block_size:
+        raise GptkitError(f"text: {len(ids)} tokens, more than block_size={run.model.config.block_size}; shorten it")
+    run.model.eval()
+    logits, _ = run.model(torch.tensor([ids], device=run.device))
+    ordinary = min(run.tokenizer.specials.values())  # specials come last; a guess is never one
+    probs = logits[0, :, :ordinary].float().softmax(-1).cpu()
+    mask_id = run.tokenizer.specials[MASK_TOKEN]
+    guesses, filled = [], list(ids)
+    for position, token in enumerate(ids):
+        if token != mask_id:
+            continue
+        top = probs[position].topk(top_k)
+        guesses.append([(run.tokenizer.decode([int(i)]), float(p)) for p, i in zip(top.values, top.indices)])
+        filled[position] = int(top.indices[0])
+    return guesses, run.tokenizer.decode(filled)
