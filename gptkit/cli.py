@@ -173,7 +173,9 @@ def _eval_masked(run, args) -> None:
     if args.text:
         raise GptkitError("eval: a masked LM is evaluated on prepared data (--data DIR), not --text")
     whole_word = {"run": None, "yes": True, "no": False}[args.whole_word]
-    results = [evaluate_masked(run, d, split=args.split, whole_word=whole_word) for d in args.data]
+    results = [
+        evaluate_masked(run, d, split=args.split, whole_word=whole_word, max_tokens=args.max_tokens) for d in args.data
+    ]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
         return

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gptkit.data.masking import MaskingRecipe, character_lengths, mask_tokens, word_edges_table
+from gptkit.data.masking import MaskingRecipe, character_lengths, mask_tokens, ordinary_ids, word_edges_table
 from gptkit.data.segments import Passages
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import MASK_TOKEN, PAD_TOKEN, load_tokenizer, with_specials
@@ -49,9 +49,19 @@ def run_recipe(run) -> MaskingRecipe:
 
 @torch.no_grad()
 def evaluate_masked(
-    run, path, *, split: str = "val", whole_word: bool | None = None, seed: int = 0, batch_size: int = 32
+    run,
+    path,
+    *,
+    split: str = "val",
+    whole_word: bool | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+    max_tokens: int | None = None,
+    scorer=None,
 ) -> MaskedEvalResult:
-    """Masked-token loss, accuracy and bits per character of `run` on one split of a prepared dataset."""
+    """Masked-token loss, accuracy and bits per character of `run` on one split of a prepared dataset
+    (its first passages holding about `max_tokens` tokens, when given). `scorer` replaces `run.model`
+    (anything called as `scorer(inputs, key_mask=mask)` -> (logits, _)), e.g. a baseline."""
     from gptkit.data.dataset import TokenDataset
 
     check_masked_lm(run)
@@ -66,24 +76,26 @@ def evaluate_masked(
         recipe = replace(recipe, whole_word=whole_word)
     passages = Passages(dataset, split, run.model.config.block_size, run.tokenizer)
     edges = word_edges_table(run.tokenizer, run.tokenizer.vocab_size) if recipe.whole_word else None
-    chars = character_lengths(run.tokenizer, run.model.config.vocab_size)
+    chars = character_lengths(run.tokenizer, run.tokenizer.vocab_size)  # the model's may be padded larger
+    replacements = ordinary_ids(run.tokenizer, dataset.vocab_size)
     generator = torch.Generator().manual_seed(seed)
+    count = len(passages)
+    if max_tokens is not None:
+        count = max(1, int(np.searchsorted(np.cumsum(passages.lengths), max_tokens)))
     nats, correct, tokens, characters = 0.0, 0, 0, 0
-    run.model.eval()
-    for start in range(0, len(passages), batch_size):
-        ids, real = passages.batch(
-            np.arange(start, min(start + batch_size, len(passages))), run.tokenizer.specials[PAD_TOKEN]
-        )
+    scorer = scorer or run.model.eval()
+    for start in range(0, count, batch_size):
+        ids, real = passages.batch(np.arange(start, min(start + batch_size, count)), run.tokenizer.specials[PAD_TOKEN])
         inputs, targets = mask_tokens(
             ids,
             real,
             recipe,
             mask_id=run.tokenizer.specials[MASK_TOKEN],
-            vocab_size=dataset.vocab_size,
+            replacement_ids=replacements,
             generator=generator,
             edges=edges,
         )
-        logits, _ = run.model(inputs.to(run.device), key_mask=real.to(run.device))
+        logits, _ = scorer(inputs.to(run.device), key_mask=real.to(run.device))
         chosen = targets >= 0
         scored, wanted = logits[chosen.to(run.device)].float().cpu(), targets[chosen]
         nats += F.cross_entropy(scored, wanted, reduction="sum").item()
@@ -105,7 +117,10 @@ def evaluate_masked(
 @torch.no_grad()
 def fill_masks(run, text: str, *, top_k: int = 5) -> tuple[list[list[tuple[str, float]]], str]:
     """For each `<|mask|>` in `text`: the `top_k` likeliest tokens with their probabilities; and the text
-    with every mask replaced by its likeliest token."""
+    with every mask replaced by its likeliest token.
+
+    With a BPE tokenizer a space before a mask belongs to the masked word (" be" is one token, and a lone
+    " " is rare in training), so "not to <|mask|>" asks for the token after "to", space included."""
     check_masked_lm(run)
     if top_k < 1:
         raise GptkitError(f"--top-k {top_k}: must be >= 1")
@@ -113,6 +128,8 @@ def fill_masks(run, text: str, *, top_k: int = 5) -> tuple[list[list[tuple[str, 
         raise GptkitError(
             f"text: put {MASK_TOKEN} where a token should be guessed, e.g. 'To be or not to {MASK_TOKEN}'"
         )
+    if getattr(run.tokenizer, "merges", None) is not None:
+        text = text.replace(" " + MASK_TOKEN, MASK_TOKEN)
     try:
         ids = run.tokenizer.encode(text, allowed_special=[MASK_TOKEN])
     except UnknownCharacterError as err:
@@ -128,7 +145,7 @@ def fill_masks(run, text: str, *, top_k: int = 5) -> tuple[list[list[tuple[str, 
     for position, token in enumerate(ids):
         if token != mask_id:
             continue
-        top = probs[position].topk(top_k)
+        top = probs[position].topk(min(top_k, ordinary))
         guesses.append([(run.tokenizer.decode([int(i)]), float(p)) for p, i in zip(top.values, top.indices)])
         filled[position] = int(top.indices[0])
     return guesses, run.tokenizer.decode(filled)

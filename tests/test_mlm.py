@@ -51,7 +51,9 @@ def test_the_loss_ignores_pads():
     g = torch.Generator().manual_seed(2)
     sequences = [torch.randint(0, 38, (n,), generator=g).tolist() for n in (12, 5)]
     ids, real = padded(sequences, 16, 39)
-    inputs, targets = mask_tokens(ids, real, MaskingRecipe(prob=0.5), mask_id=38, vocab_size=38, generator=g)
+    inputs, targets = mask_tokens(
+        ids, real, MaskingRecipe(prob=0.5), mask_id=38, replacement_ids=torch.arange(38), generator=g
+    )
     assert (targets[~real] == -1).all()  # a pad is never a target
     _, loss = net(inputs, targets, key_mask=real)
     garbage = inputs.clone()
@@ -71,7 +73,7 @@ def test_masking_follows_the_recipe_within_one_percent():
     g = torch.Generator().manual_seed(3)
     ids = torch.randint(0, 90, (400, 500), generator=g)
     real = torch.arange(500)[None, :] < torch.randint(100, 501, (400, 1), generator=g)  # variable lengths
-    inputs, targets = mask_tokens(ids, real, MaskingRecipe(), mask_id=99, vocab_size=90, generator=g)
+    inputs, targets = mask_tokens(ids, real, MaskingRecipe(), mask_id=99, replacement_ids=torch.arange(90), generator=g)
     selected = targets >= 0
     assert not selected[~real].any() and torch.equal(targets[selected], ids[selected])
     assert abs(selected.sum() / real.sum() - 0.15) < 0.01
@@ -95,7 +97,9 @@ def test_whole_word_masking_takes_every_piece_of_a_word():
     recipe = MaskingRecipe(whole_word=True)
     g = torch.Generator().manual_seed(4)
     mask_id = tokenizer.specials[MASK_TOKEN]
-    _, targets = mask_tokens(ids, real, recipe, mask_id=mask_id, vocab_size=31, generator=g, edges=edges)
+    _, targets = mask_tokens(
+        ids, real, recipe, mask_id=mask_id, replacement_ids=torch.arange(31), generator=g, edges=edges
+    )
     selected = targets[0] >= 0
     for word in words.unique():
         in_word = selected[words == word]
@@ -162,3 +166,55 @@ def test_mlm_needs_a_bidirectional_model(small_data, tmp_path, capsys):
     assert "model.causal`=false" in capsys.readouterr().err
     assert main(["train", "--data", str(small_data), "--out", str(tmp_path / "y"), "--set", "model.causal=false"]) == 2
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_blank_lines_inside_bpe_tokens_end_passages():
+    from gptkit.data.segments import passage_spans
+
+    # ids: 0 "word", 1 ".\n\n" (text, then a blank line), 2 "\n", 3 ".\n"
+    table = (np.array([0, 2, 1, 1]), np.array([False, False, True, False]))
+    tokens = np.array([0, 0, 1, 0, 0, 3, 2, 0, 0, 2, 0])
+    starts, lengths = passage_spans(tokens, table, block_size=100)
+    assert list(zip(starts, lengths)) == [(0, 3), (3, 3), (7, 4)]  # a single newline stays inside a passage
+
+
+def test_char_and_bpe_passages_hold_the_same_text(tmp_path, small_text_file):
+    from gptkit.data.prepare import prepare
+    from gptkit.tokenizer.bpe_train import train_bpe
+
+    train_bpe([small_text_file], 600).save(tmp_path / "bpe.json")
+    texts = {}
+    for kind, tokenizer in (("char", "char"), ("bpe", str(tmp_path / "bpe.json"))):
+        prepare([str(small_text_file)], tmp_path / kind, tokenizer=tokenizer)
+        loaded = load_tokenizer(tmp_path / kind)
+        passages = Passages(TokenDataset(tmp_path / kind), "train", 10**6, loaded)
+        ids, real = passages.batch(np.arange(len(passages)), pad_id=0)
+        texts[kind] = [loaded.decode(row[mask].tolist()).rstrip() for row, mask in zip(ids, real)]
+    assert texts["char"] == texts["bpe"] and len(texts["char"]) > 100
+
+
+def test_bpe_whole_words_and_random_tokens_that_are_never_special():
+    from pathlib import Path
+
+    from gptkit.data.masking import ordinary_ids
+    from gptkit.tokenizer.formats import import_gpt2
+
+    fixtures = Path(__file__).parent / "fixtures" / "gpt2"
+    gpt2 = with_specials(import_gpt2(fixtures / "encoder.json", fixtures / "vocab.bpe"), [MASK_TOKEN, PAD_TOKEN])
+    ids = torch.tensor([gpt2.encode("Unbelievably, the nightingale sang.")])
+    pieces = [gpt2.decode([i]) for i in ids[0].tolist()]
+    words = word_ids(ids, torch.ones_like(ids, dtype=torch.bool), word_edges_table(gpt2, gpt2.vocab_size))[0]
+    grouped = {}
+    for piece, word in zip(pieces, words.tolist()):
+        grouped[word] = grouped.get(word, "") + piece
+    assert list(grouped.values()) == ["Unbelievably", ",", " the", " nightingale", " sang", "."]
+    assert len(pieces) > len(grouped)  # some words are several tokens, and they stay together
+    allowed = ordinary_ids(gpt2, 50257)  # GPT-2's <|endoftext|> is 50256
+    assert 50256 not in allowed.tolist() and len(allowed) == 50256
+    g = torch.Generator().manual_seed(5)
+    many = torch.randint(0, 50256, (200, 100), generator=g)
+    recipe = MaskingRecipe(prob=0.5, mask=0.0, random=1.0)
+    inputs, targets = mask_tokens(
+        many, torch.ones_like(many, dtype=torch.bool), recipe, mask_id=50257, replacement_ids=allowed, generator=g
+    )
+    assert int(inputs.max()) < 50256 and (inputs != many).float().mean() > 0.45

@@ -56,14 +56,14 @@ def mask_tokens(
     recipe: MaskingRecipe,
     *,
     mask_id: int,
-    vocab_size: int,
+    replacement_ids: torch.Tensor,
     generator: torch.Generator,
     edges: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs, targets) for ids (B, T) whose real tokens are `real` (B, T).
 
-    Random tokens are drawn from ids below `vocab_size` (the ordinary tokens, no specials). At least one
-    real token of the batch is selected, so the loss is always defined."""
+    Random tokens are drawn uniformly from `replacement_ids` (the ordinary tokens: no `<|endoftext|>` or
+    other special). At least one real token of the batch is selected, so the loss is always defined."""
     if recipe.whole_word:
         words = word_ids(ids, real, edges)
         chosen_words = torch.rand(int(words.max()) + 1, generator=generator) < recipe.prob
@@ -78,9 +78,16 @@ def mask_tokens(
     to_random = selected & (action >= recipe.mask) & (action < recipe.mask + recipe.random)
     inputs = ids.clone()
     inputs[to_mask] = mask_id
-    inputs[to_random] = torch.randint(vocab_size, (int(to_random.sum()),), generator=generator)
+    draws = torch.randint(len(replacement_ids), (int(to_random.sum()),), generator=generator)
+    inputs[to_random] = replacement_ids[draws]
     targets = torch.where(selected, ids, torch.full_like(ids, -1))
     return inputs, targets
+
+
+def ordinary_ids(tokenizer, vocab_size: int) -> torch.Tensor:
+    """The ids below `vocab_size` that are not special tokens: what a random replacement may be."""
+    specials = set(getattr(tokenizer, "special_by_id", {}))
+    return torch.tensor([i for i in range(vocab_size) if i not in specials])
 
 
 def character_lengths(tokenizer, vocab_size: int) -> torch.Tensor:

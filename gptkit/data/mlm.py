@@ -9,7 +9,7 @@ the (B, T) key-padding mask. The tokenizer must have `<|mask|>` and `<|pad|>` (s
 import torch
 
 from gptkit.data.dataset import SPLITS, TokenDataset
-from gptkit.data.masking import MaskingRecipe, mask_tokens, word_edges_table
+from gptkit.data.masking import MaskingRecipe, mask_tokens, ordinary_ids, word_edges_table
 from gptkit.data.segments import Passages
 from gptkit.tokenizer import MASK_TOKEN, PAD_TOKEN
 
@@ -18,7 +18,7 @@ class MaskedPassages:
     def __init__(self, dataset: TokenDataset, tokenizer, block_size: int, recipe: MaskingRecipe):
         self.dataset, self.recipe = dataset, recipe
         self.mask_id, self.pad_id = tokenizer.specials[MASK_TOKEN], tokenizer.specials[PAD_TOKEN]
-        self.ordinary_vocab = dataset.vocab_size  # random replacements come from the data's own tokens
+        self.replacement_ids = ordinary_ids(tokenizer, dataset.vocab_size)  # the data's tokens, no specials
         self.passages = {
             split: Passages(dataset, split, block_size, tokenizer) for split in SPLITS if dataset.has_windows(split, 1)
         }
@@ -41,7 +41,7 @@ class MaskedPassages:
             real,
             self.recipe,
             mask_id=self.mask_id,
-            vocab_size=self.ordinary_vocab,
+            replacement_ids=self.replacement_ids,
             generator=torch.Generator().manual_seed(seed),
             edges=self.edges,
         )

@@ -1,9 +1,9 @@
 """Variable-length batches of whole passages, padded, with a key-padding mask.
 
-A prepared split is one token stream. Here it is cut into passages at blank lines (a run of newline tokens
-holding two or more newlines) and at `<|endoftext|>`, the way a text file separates paragraphs, speeches or
-documents; a passage longer than `block_size` is cut into `block_size` pieces. A batch is B passages,
-right-padded with `<|pad|>` to the longest, and a (B, T) mask that is True on real tokens. Entry point:
+A prepared split is one token stream. Here it is cut into passages at blank lines and at `<|endoftext|>`,
+the way a text file separates paragraphs, speeches or documents (the same text gives the same passages
+with a char or a BPE tokenizer); a passage longer than `block_size` is cut into `block_size` pieces. A
+batch is B passages, right-padded with `<|pad|>` to the longest, and a (B, T) mask, True on real tokens. Entry point:
 `Passages(dataset, split, block_size, tokenizer)`; `.batch(indices, pad_id)`.
 """
 
@@ -17,35 +17,51 @@ DOCUMENT_END = "<|endoftext|>"
 MIN_LENGTH = 2  # shorter passages give nothing to predict from
 
 
-def newline_counts(tokenizer, vocab_size: int) -> np.ndarray:
-    """For every token id, how many newlines its text holds (-1 for the document separator)."""
-    counts = np.zeros(vocab_size, dtype=np.int64)
-    for token_id in range(vocab_size):
-        counts[token_id] = tokenizer.decode_bytes([token_id]).count(b"\n")
+def newline_table(tokenizer, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per token id: how many newlines end its text (in its trailing whitespace; -1 for the document
+    separator), and whether its text is whitespace only."""
+    trailing = np.zeros(vocab_size, dtype=np.int64)
+    blank = np.zeros(vocab_size, dtype=bool)
     specials = getattr(tokenizer, "specials", {})
+    for token_id in range(vocab_size):
+        if token_id in getattr(tokenizer, "special_by_id", {}):
+            continue
+        text = tokenizer.decode_bytes([token_id])
+        stripped = text.rstrip()
+        trailing[token_id] = text[len(stripped) :].count(b"\n")
+        blank[token_id] = not stripped
     if DOCUMENT_END in specials:
-        counts[specials[DOCUMENT_END]] = -1
-    return counts
+        trailing[specials[DOCUMENT_END]] = -1
+    return trailing, blank
 
 
-def passage_spans(tokens: np.ndarray, counts: np.ndarray, block_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(starts, lengths) of the passages of one token array, each at most `block_size` long."""
-    per_token = counts[tokens]
-    newline = per_token > 0
-    # Runs of consecutive newline tokens; a run with two newlines or more is a blank line: a break.
-    run_start = newline & ~np.r_[False, newline[:-1]]
-    run_id = np.cumsum(run_start) * newline  # 0 outside runs
-    run_newlines = np.bincount(run_id, weights=np.where(newline, per_token, 0))
-    is_break = (newline & (run_newlines[run_id] >= 2)) | (per_token < 0)
-    # Passages are the stretches between breaks.
-    kept = ~is_break
+def passage_spans(tokens: np.ndarray, table: tuple[np.ndarray, np.ndarray], block_size: int):
+    """(starts, lengths) of the passages of one token array, each at most `block_size` long.
+
+    A blank line is a run of newlines (two or more) that starts with the trailing newlines of a token
+    (".\n\n" in a BPE vocabulary) or a whitespace-only token, and goes on over whitespace-only tokens.
+    Those whitespace-only tokens are dropped; a token with text before its newlines ends its passage."""
+    trailing, blank = table[0][tokens], table[1][tokens]
+    whitespace_newline = blank & (trailing > 0)
+    text_newline = ~blank & (trailing > 0)
+    member = whitespace_newline | text_newline
+    previous_member = np.r_[False, member[:-1]]
+    run_start = text_newline | (whitespace_newline & ~previous_member)
+    run_id = np.cumsum(run_start) * member  # 0 outside runs
+    run_newlines = np.bincount(run_id, weights=np.where(member, trailing, 0))
+    in_blank_line = member & (run_newlines[run_id] >= 2)
+    dropped = (in_blank_line & blank) | (trailing < 0)
+    ends_passage = in_blank_line & ~blank
+    kept = ~dropped
     edges = np.flatnonzero(np.diff(np.r_[False, kept, False].astype(np.int8)))
-    starts, ends = edges[0::2], edges[1::2]
     pieces_starts, pieces_lengths = [], []
-    for start, end in zip(starts, ends):
-        cut = np.arange(start, end, block_size)
-        pieces_starts.append(cut)
-        pieces_lengths.append(np.minimum(cut + block_size, end) - cut)
+    for start, end in zip(edges[0::2], edges[1::2]):
+        cuts = start + 1 + np.flatnonzero(ends_passage[start:end])  # after each token that ends a passage
+        bounds = np.unique(np.r_[start, cuts, end])
+        for begin, stop in zip(bounds[:-1], bounds[1:]):
+            cut = np.arange(begin, stop, block_size)
+            pieces_starts.append(cut)
+            pieces_lengths.append(np.minimum(cut + block_size, stop) - cut)
     if not pieces_starts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     all_starts, all_lengths = np.concatenate(pieces_starts), np.concatenate(pieces_lengths)
@@ -57,10 +73,10 @@ class Passages:
     """The passages of one split of a prepared dataset, for padded batches."""
 
     def __init__(self, dataset: TokenDataset, split: str, block_size: int, tokenizer):
-        counts = newline_counts(tokenizer, dataset.vocab_size)
+        table = newline_table(tokenizer, dataset.vocab_size)
         self.shards, self.starts, self.lengths = [], [], []
         for number, shard in enumerate(dataset.shards[split]):
-            starts, lengths = passage_spans(np.asarray(shard), counts, block_size)
+            starts, lengths = passage_spans(np.asarray(shard), table, block_size)
             self.shards.append(shard)
             self.starts.append(np.stack([np.full_like(starts, number), starts], 1))
             self.lengths.append(lengths)

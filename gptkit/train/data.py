@@ -44,6 +44,12 @@ class TrainingData:
         model = config.model
         if model.vocab_size == 0:
             model.vocab_size = self.tokenizer.vocab_size
+        elif model.vocab_size < self.tokenizer.vocab_size and mlm:
+            raise GptkitError(
+                f"`train.objective`=mlm adds <|mask|> and <|pad|> to the tokenizer ({self.tokenizer.vocab_size} ids), "
+                f"but the model has {model.vocab_size} (from --init-from / --resume of a causal run?); train the "
+                "masked LM from scratch, or from a masked LM"
+            )
         elif model.vocab_size < self.tokenizer.vocab_size:
             raise GptkitError(
                 f"`model.vocab_size`={model.vocab_size} is smaller than the tokenizer's "

@@ -97,6 +97,15 @@ def kill_all(process, audit) -> None:
             pass
 
 
+def wait_for_checkpoint(process, run, audit) -> None:
+    """Until the run has a checkpoint and both workers their pid files (the run is under way)."""
+    deadline = time.monotonic() + 120
+    while not ((run / "checkpoint.safetensors").exists() and (audit / "pid.1").exists()):
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, "no checkpoint after 120 s"
+        time.sleep(0.2)
+
+
 def run_torchrun(tmp_path, data, out, *overrides, extra=()):
     process, audit = launch(tmp_path, data, out, *overrides, extra=extra)
     output, _ = process.communicate(timeout=240)
@@ -226,11 +235,7 @@ def test_killing_one_rank_stops_the_others_and_keeps_the_last_checkpoint(small_d
     run = tmp_path / "killed"
     process, audit = launch(tmp_path, small_data, run, "train.max_iters=100000", "train.log_interval=50")
     try:
-        deadline = time.monotonic() + 120
-        while not ((run / "checkpoint.safetensors").exists() and (audit / "pid.1").exists()):
-            assert process.poll() is None, process.communicate()[0]
-            assert time.monotonic() < deadline, "no checkpoint after 120 s"
-            time.sleep(0.2)
+        wait_for_checkpoint(process, run, audit)
         time.sleep(0.5)  # mid-run, between checkpoints or inside one
         if how == "Ctrl-C":  # the terminal sends SIGINT to torchrun's process group; torchrun passes it on
             os.killpg(process.pid, signal.SIGINT)
@@ -272,11 +277,7 @@ def test_a_hung_rank_ends_the_run_after_the_timeout(small_data, tmp_path):
     settings = ("train.max_iters=100000", "train.log_interval=50")
     process, audit = launch(tmp_path, small_data, run, *settings, env={"GPTKIT_DIST_TIMEOUT": "5"})
     try:
-        deadline = time.monotonic() + 120
-        while not ((run / "checkpoint.safetensors").exists() and (audit / "pid.1").exists()):
-            assert process.poll() is None, process.communicate()[0]
-            assert time.monotonic() < deadline, "no checkpoint after 120 s"
-            time.sleep(0.2)
+        wait_for_checkpoint(process, run, audit)
         os.kill(int((audit / "pid.1").read_text()), signal.SIGSTOP)  # alive but silent, like a stuck GPU
         stopped, rank0 = time.monotonic(), int((audit / "pid.0").read_text())
         while running(rank0) and time.monotonic() - stopped < 60:
