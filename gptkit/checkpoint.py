@@ -35,6 +35,7 @@ class TrainState:
     scaler: dict = field(default_factory=dict)  # float16 loss-scaler state, empty otherwise
     world_size: int = 1  # processes that trained it (torchrun), and each one's grad_accum:
     grad_accum: int = 0  # resuming with another world size keeps their product (0: not recorded)
+    elapsed_s: float = 0.0  # wall-clock seconds of training so far (what `train.time_budget_s` counts)
 
 
 def write_run_config(run_dir, config: RunConfig) -> None:

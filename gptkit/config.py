@@ -101,6 +101,9 @@ class TrainConfig:
     dtype: str = _doc("auto", "auto (bfloat16 on GPUs that have it, else float32), float32, bfloat16, float16")
     compile: bool = _doc(False, "torch.compile the model (compile time is paid once at start)")
     peak_flops: float = _doc(0.0, "peak FLOP/s for MFU; 0 = measure with a short matmul probe at start")
+    schedule: str = _doc("cosine", "LR after warmup: cosine (decay all along) or wsd (stable, then linear cooldown)")
+    cooldown_frac: float = _doc(0.2, "wsd: the final share of the run over which the LR falls to min_lr")
+    time_budget_s: float = _doc(0.0, "stop after this many wall-clock seconds of training (0 = off; max_iters caps it)")
     objective: str = _doc("causal", "causal (predict the next token) or mlm (masked tokens; needs model.causal=false)")
     mlm_prob: float = _doc(0.15, "mlm: share of tokens (or words) selected for prediction (BERT: 0.15)")
     mlm_mask: float = _doc(0.8, "mlm: share of selected tokens replaced by <|mask|> (BERT: 0.8)")
@@ -126,6 +129,13 @@ class TrainConfig:
             )
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise GptkitError(f"`train.dtype`={self.dtype!r} is not one of auto, float32, bfloat16, float16")
+        if self.schedule not in ("cosine", "wsd"):
+            raise GptkitError(f"`train.schedule`={self.schedule!r} is not one of cosine, wsd")
+        if not 0 < self.cooldown_frac <= 1 or self.time_budget_s < 0:
+            raise GptkitError(
+                f"need 0 < `train.cooldown_frac` <= 1 and `train.time_budget_s` >= 0, got {self.cooldown_frac}, "
+                f"{self.time_budget_s}"
+            )
         if self.objective not in ("causal", "mlm"):
             raise GptkitError(f"`train.objective`={self.objective!r} is not one of causal, mlm")
         if not 0 < self.mlm_prob <= 1 or min(self.mlm_mask, self.mlm_random) < 0 or self.mlm_mask + self.mlm_random > 1:

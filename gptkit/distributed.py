@@ -67,6 +67,14 @@ class World:
             agreed.reported_by_rank_0 = True
             raise agreed
 
+    def from_main(self, value: float) -> float:
+        """Rank 0's `value`, on every rank."""
+        if not self.is_distributed:
+            return value
+        shared = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.broadcast(shared, src=0)
+        return float(shared.item())
+
     def mean(self, value: torch.Tensor) -> torch.Tensor:
         """The mean of a scalar tensor over all ranks (itself in a world of one)."""
         if not self.is_distributed:

@@ -4,7 +4,8 @@ Each preset is plain data (section -> key -> value) applied on top of the datacl
 `cpu-baby` is nanoGPT's CPU recipe from its README (4 layers, 4 heads, 128 wide, block 64, batch 12,
 dropout 0, 2000 iters); `shakespeare` is nanoGPT's `config/train_shakespeare_char.py` (meant for a GPU);
 the `gpt2*` shapes are GPT-2's four sizes (Radford et al. 2019) with nanoGPT's `train_gpt2.py` schedule;
-`llama-tiny` is `cpu-baby`'s size with Llama's choices (RoPE, RMSNorm, SwiGLU, no biases, untied head, GQA).
+`llama-tiny` is `cpu-baby`'s size with Llama's choices (RoPE, RMSNorm, SwiGLU, no biases, untied head, GQA);
+`cpu-speedrun` trains that shape for 10 wall-clock minutes with a WSD schedule.
 """
 
 _GPT2_TRAIN = {  # nanoGPT's config/train_gpt2.py: ~0.5M tokens per step on 8 GPUs (here: grad_accum 40)
@@ -84,6 +85,33 @@ PRESETS: dict[str, dict[str, dict]] = {
             "tie_embeddings": False,
         },
         "train": dict(_CPU_TRAIN),
+    },
+    # A first candidate for a 10-minute CPU run (issue 10): llama-tiny's shape trained to a wall-clock budget
+    # with WSD. Not yet searched; see docs/speedrun.md for what has been measured.
+    "cpu-speedrun": {
+        "model": {
+            "n_layer": 4,
+            "n_head": 4,
+            "n_kv_head": 2,
+            "n_embd": 128,
+            "block_size": 64,
+            "dropout": 0.0,
+            "pos": "rope",
+            "norm": "rmsnorm",
+            "mlp": "swiglu",
+            "bias": False,
+            "tie_embeddings": False,
+        },
+        "train": {
+            **_CPU_TRAIN,
+            "max_iters": 10**9,  # the time budget ends the run
+            "time_budget_s": 600.0,
+            "schedule": "wsd",
+            "cooldown_frac": 0.2,
+            "eval_interval": 10**9,  # evaluate at the start and the end only: evals spend the budget
+            "eval_iters": 200,
+            "log_interval": 500,
+        },
     },
     "gpt2": _gpt2(12, 12, 768),
     "gpt2-medium": _gpt2(24, 16, 1024),

@@ -13,6 +13,7 @@ It does not prepare data, sample text or launch processes; those live in their o
 import contextlib
 import math
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,7 +179,12 @@ def describe_start(config: RunConfig, model: GPT, data: TrainingData, world: Wor
             f"parameters: {model.num_params() / 1e6:.2f}M | device {where} | dtype {str(dtype).removeprefix('torch.')}"
             f" | peak {peak_flops / 1e9:.0f} GFLOP/s",
             f"tokens/step: {tokens_per_step:,} (grad_accum {t.grad_accum} x batch {t.batch_size} x block "
-            f"{m.block_size}{processes}); {t.max_iters:,} steps = {total / 1e6:.2f}M tokens = {epochs:.2f} epochs",
+            f"{m.block_size}{processes}); "
+            + (
+                f"as many steps as fit in {t.time_budget_s:g} s (train.time_budget_s)"
+                if t.time_budget_s
+                else f"{t.max_iters:,} steps = {total / 1e6:.2f}M tokens = {epochs:.2f} epochs"
+            ),
         ]
     )
 
@@ -356,7 +362,7 @@ class Trainer:
                 "step": state.step,
                 **{k.replace("val", "val_loss", 1): v for k, v in self.losses.items() if k.startswith("val")},
                 "train_loss_eval": self.losses["train"],
-                "lr": lr_at(max(state.step - 1, 0), self.cfg),
+                "lr": lr_at(max(state.step - 1, 0), self.cfg, state.elapsed_s),
                 "tokens": state.tokens_seen,
                 **self.last_rates,
             }
@@ -381,8 +387,15 @@ class Trainer:
         if self.tensorboard is not None:
             self.tensorboard.close()
 
+    def progress_text(self) -> str:
+        """Where the run stands: step N/max_iters, or step N and the seconds of its time budget spent."""
+        step = self.state.step
+        if self.cfg.time_budget_s:
+            return f"step {step:>6} ({self.state.elapsed_s:.0f}s of {self.cfg.time_budget_s:.0f}s)"
+        return f"step {step:>6}/{self.cfg.max_iters}"
+
     def log_step(self, loss: torch.Tensor, lr: float) -> None:
-        state, cfg = self.state, self.cfg
+        state = self.state
         self.train_loss = self.world.mean(loss).item()  # the only host sync outside evals
         if not math.isfinite(self.train_loss):
             raise GptkitError(f"train: the loss became {self.train_loss} at step {state.step}; lower `train.lr`")
@@ -401,29 +414,36 @@ class Trainer:
             }
         )
         self.echo(
-            f"step {state.step:>6}/{cfg.max_iters} | loss {self.train_loss:.4f} | lr {lr:.2e} | "
+            f"{self.progress_text()} | loss {self.train_loss:.4f} | lr {lr:.2e} | "
             f"{rates['tokens_per_s'] / 1e3:.1f}k tok/s | {rates['ms_per_step']:.1f} ms/step | "
             f"MFU {100 * rates['mfu']:.1f}%"
         )
 
     def run(self, progress: bool | None) -> TrainResult:
         cfg, state = self.cfg, self.state
-        bar = tqdm(
-            total=cfg.max_iters,
-            initial=state.step,
+        budget = cfg.time_budget_s
+        bar = tqdm(  # a time-budgeted run shows seconds of its budget, others steps
+            total=int(budget) if budget else cfg.max_iters,
+            initial=int(state.elapsed_s) if budget else state.step,
             disable=(None if progress is None else not progress) if self.world.is_main else True,
-            unit="step",
+            unit="s" if budget else "step",
             dynamic_ncols=True,
         )
         just_resumed = state.step > 0  # its eval and checkpoint were written before it stopped
+        started, elapsed_before = time.perf_counter(), state.elapsed_s
         self.model.train()
         while True:
-            if (state.step % cfg.eval_interval == 0 or state.step == cfg.max_iters) and not just_resumed:
+            state.elapsed_s = elapsed_before + time.perf_counter() - started
+            if budget:  # rank 0's clock decides for all ranks, so they stop at the same step
+                state.elapsed_s = self.world.from_main(state.elapsed_s)
+                bar.update(min(int(state.elapsed_s), int(budget)) - bar.n)
+            done = state.step >= cfg.max_iters or (budget > 0 and state.elapsed_s >= budget)
+            if (state.step % cfg.eval_interval == 0 or done) and not just_resumed:
                 self.evaluate_and_checkpoint()
             just_resumed = False
-            if state.step >= cfg.max_iters:
+            if done:
                 break
-            lr = lr_at(state.step, cfg)
+            lr = lr_at(state.step, cfg, state.elapsed_s)
             loss = train_step(
                 self.runner,
                 self.model,
@@ -443,7 +463,8 @@ class Trainer:
             state.step += 1
             state.tokens_seen += self.tokens_per_step
             self.speed.steps += 1
-            bar.update(1)
+            if not budget:
+                bar.update(1)
             if state.step % cfg.log_interval == 0 or state.step in (1, cfg.max_iters):
                 self.log_step(loss, lr)
                 bar.set_postfix(loss=f"{self.train_loss:.4f}")

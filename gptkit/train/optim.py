@@ -1,8 +1,11 @@
 """AdamW with weight decay on >=2-D weights only, and the learning-rate schedule as a pure function of the step.
 
 Decay applies to matmul and embedding weights; biases and norm gains are left alone (decaying them only
-hurts). The schedule is linear warmup then cosine decay to `min_lr`, constant after `lr_decay_iters`.
-Entry points: `build_optimizer(model, train_config, device)`, `lr_at(step, train_config)`.
+hurts). The schedule is linear warmup, then either cosine decay to `min_lr` (constant after
+`lr_decay_iters`) or WSD: warmup, stable at `lr`, and a linear cooldown to `min_lr` over the last
+`cooldown_frac` of the run (Hu et al. 2024, MiniCPM). With `time_budget_s` the run's progress after warmup
+is measured in wall-clock time instead of steps, so the schedule fits the budget.
+Entry points: `build_optimizer(model, train_config, device)`, `lr_at(step, train_config, elapsed_s)`.
 """
 
 import inspect
@@ -29,12 +32,16 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devi
     return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **extra)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate for optimizer step `step` (0-based): warmup, cosine decay, then `min_lr`."""
+def lr_at(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
+    """Learning rate for optimizer step `step` (0-based), `elapsed_s` seconds into a time-budgeted run."""
     if step < cfg.warmup_iters:
         return cfg.lr * (step + 1) / (cfg.warmup_iters + 1)
-    decay_iters = cfg.lr_decay_iters or cfg.max_iters
-    if step >= decay_iters:
-        return cfg.final_lr
-    progress = (step - cfg.warmup_iters) / max(1, decay_iters - cfg.warmup_iters)
+    if cfg.time_budget_s > 0:
+        progress = min(1.0, elapsed_s / cfg.time_budget_s)
+    else:
+        decay_iters = cfg.lr_decay_iters or cfg.max_iters
+        progress = min(1.0, (step - cfg.warmup_iters) / max(1, decay_iters - cfg.warmup_iters))
+    if cfg.schedule == "wsd":
+        cooldown = max(0.0, progress - (1.0 - cfg.cooldown_frac)) / cfg.cooldown_frac  # 0 until the cooldown
+        return cfg.lr - min(1.0, cooldown) * (cfg.lr - cfg.final_lr)
     return cfg.final_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.final_lr)

@@ -1,0 +1,47 @@
+"""LR schedules (cosine, WSD) and training to a wall-clock budget."""
+
+import json
+import math
+
+import pytest
+from helpers import tiny_config
+from safetensors import safe_open
+
+from gptkit.config import TrainConfig
+from gptkit.train.loop import train
+from gptkit.train.metrics import read_metrics
+from gptkit.train.optim import lr_at
+
+
+def test_defaults_are_cosine_by_steps_as_before():
+    cfg = TrainConfig(max_iters=1000, warmup_iters=100, lr=1e-3)
+    assert cfg.schedule == "cosine" and cfg.time_budget_s == 0
+    middle = 0.5 * (1 + math.cos(math.pi * 0.5)) * (cfg.lr - cfg.final_lr) + cfg.final_lr
+    assert lr_at(550, cfg) == pytest.approx(middle)
+    assert lr_at(1000, cfg) == pytest.approx(cfg.final_lr) and lr_at(5000, cfg) == pytest.approx(cfg.final_lr)
+
+
+def test_wsd_is_warmup_then_stable_then_a_linear_cooldown():
+    cfg = TrainConfig(max_iters=1100, warmup_iters=100, lr=1e-3, schedule="wsd", cooldown_frac=0.2)
+    assert lr_at(50, cfg) < cfg.lr  # warming up
+    assert lr_at(100, cfg) == lr_at(500, cfg) == lr_at(900, cfg) == cfg.lr  # stable until 80% of the decay span
+    assert lr_at(1000, cfg) == pytest.approx((cfg.lr + cfg.final_lr) / 2)  # halfway down the cooldown
+    assert lr_at(1100, cfg) == pytest.approx(cfg.final_lr)
+    budget = TrainConfig(warmup_iters=10, schedule="wsd", time_budget_s=100, max_iters=10**9)
+    assert lr_at(500, budget, elapsed_s=50) == budget.lr  # by time, not by step
+    assert lr_at(500, budget, elapsed_s=90) == pytest.approx((budget.lr + budget.final_lr) / 2)
+
+
+def test_a_run_stops_on_its_time_budget_after_a_cooldown(tmp_path, small_data):
+    run = tmp_path / "timed"
+    settings = ("train.time_budget_s=3", "train.max_iters=1000000", "train.schedule=wsd", "train.eval_interval=100000")
+    result = train(tiny_config(small_data, *settings), run, echo=lambda line: None, progress=False)
+    assert 20 < result.step < 1000000
+    with safe_open(str(run / "checkpoint.safetensors"), framework="pt") as handle:
+        state = json.loads(handle.metadata()["gptkit"])["state"]
+    assert state["step"] == result.step and 3.0 <= state["elapsed_s"] < 6.0  # on time (one step over at most)
+    lrs = [r["lr"] for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "train"]
+    config = tiny_config(small_data, *settings).train
+    assert max(lrs) == pytest.approx(config.lr) and lrs[-1] < 0.25 * config.lr  # it cooled down by the end
+    evals = [r["step"] for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "eval"]
+    assert evals == [0, result.step]  # evaluated at the start and where the budget ran out
