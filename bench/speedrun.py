@@ -2,8 +2,9 @@
 fixed wall-clock budget, over several seeds, as JSON (per seed, mean, spread).
 
 Each seed is one `gptkit train` run with `train.time_budget_s` = minutes * 60 and `train.seed` = the seed;
-the figure is the run's final val loss (its last evaluation, `train.eval_iters` batches). Run it on an
-otherwise idle machine: the budget is wall-clock time.
+the figure is the run's final val loss (its last evaluation, `train.eval_iters` batches, which runs after
+the budget: `wall_s` includes it and the start-up). Run it on an otherwise idle machine: the budget is
+wall-clock time.
 Usage: python bench/speedrun.py [--preset cpu-speedrun] [--minutes 10] [--seeds 3] [--set key=value ...]
 """
 
@@ -31,7 +32,12 @@ def main() -> None:
         prepare(["shakespeare"], data, tokenizer="char")
         results = []
         for seed in range(1, args.seeds + 1):
-            overrides = [f"train.time_budget_s={args.minutes * 60}", f"train.seed={seed}", *args.set]
+            overrides = [  # the speedrun is defined on the CPU; --set train.device=... to measure another
+                "train.device=cpu",
+                f"train.time_budget_s={args.minutes * 60}",
+                f"train.seed={seed}",
+                *args.set,
+            ]
             config = resolve_config(preset=args.preset, overrides=overrides)
             config.data = [DataSource(path=str(data))]
             began = time.perf_counter()

@@ -108,6 +108,7 @@ class TrainConfig:
     mlm_prob: float = _doc(0.15, "mlm: share of tokens (or words) selected for prediction (BERT: 0.15)")
     mlm_mask: float = _doc(0.8, "mlm: share of selected tokens replaced by <|mask|> (BERT: 0.8)")
     mlm_random: float = _doc(0.1, "mlm: share of selected tokens replaced by a random token; the rest stay (BERT: 0.1)")
+    mlm_passages: str = _doc("paragraph", "mlm: cut the text into passages at blank lines (paragraph) or at every line")
     mlm_whole_word: bool = _doc(False, "mlm: select whole words (every piece of a word together), not single tokens")
 
     @property
@@ -136,6 +137,8 @@ class TrainConfig:
                 f"need 0 < `train.cooldown_frac` <= 1 and `train.time_budget_s` >= 0, got {self.cooldown_frac}, "
                 f"{self.time_budget_s}"
             )
+        if self.mlm_passages not in ("paragraph", "line"):
+            raise GptkitError(f"`train.mlm_passages`={self.mlm_passages!r} is not one of paragraph, line")
         if self.objective not in ("causal", "mlm"):
             raise GptkitError(f"`train.objective`={self.objective!r} is not one of causal, mlm")
         if not 0 < self.mlm_prob <= 1 or min(self.mlm_mask, self.mlm_random) < 0 or self.mlm_mask + self.mlm_random > 1:

@@ -74,7 +74,7 @@ def evaluate_masked(
     recipe = run_recipe(run)
     if whole_word is not None:
         recipe = replace(recipe, whole_word=whole_word)
-    passages = Passages(dataset, split, run.model.config.block_size, run.tokenizer)
+    passages = Passages(dataset, split, run.model.config.block_size, run.tokenizer, run.config.train.mlm_passages)
     edges = word_edges_table(run.tokenizer, run.tokenizer.vocab_size) if recipe.whole_word else None
     chars = character_lengths(run.tokenizer, run.tokenizer.vocab_size)  # the model's may be padded larger
     replacements = ordinary_ids(run.tokenizer, dataset.vocab_size)

@@ -176,6 +176,8 @@ def test_blank_lines_inside_bpe_tokens_end_passages():
     tokens = np.array([0, 0, 1, 0, 0, 3, 2, 0, 0, 2, 0])
     starts, lengths = passage_spans(tokens, table, block_size=100)
     assert list(zip(starts, lengths)) == [(0, 3), (3, 3), (7, 4)]  # a single newline stays inside a passage
+    starts, lengths = passage_spans(tokens, table, block_size=100, min_newlines=1)  # line by line
+    assert list(zip(starts, lengths)) == [(0, 3), (3, 3), (7, 2)]  # the last line, 1 token, is too short
 
 
 def test_char_and_bpe_passages_hold_the_same_text(tmp_path, small_text_file):

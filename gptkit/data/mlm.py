@@ -15,12 +15,14 @@ from gptkit.tokenizer import MASK_TOKEN, PAD_TOKEN
 
 
 class MaskedPassages:
-    def __init__(self, dataset: TokenDataset, tokenizer, block_size: int, recipe: MaskingRecipe):
+    def __init__(self, dataset: TokenDataset, tokenizer, block_size: int, recipe: MaskingRecipe, unit="paragraph"):
         self.dataset, self.recipe = dataset, recipe
         self.mask_id, self.pad_id = tokenizer.specials[MASK_TOKEN], tokenizer.specials[PAD_TOKEN]
         self.replacement_ids = ordinary_ids(tokenizer, dataset.vocab_size)  # the data's tokens, no specials
         self.passages = {
-            split: Passages(dataset, split, block_size, tokenizer) for split in SPLITS if dataset.has_windows(split, 1)
+            split: Passages(dataset, split, block_size, tokenizer, unit)
+            for split in SPLITS
+            if dataset.has_windows(split, 1)
         }
         self.edges = word_edges_table(tokenizer, tokenizer.vocab_size) if recipe.whole_word else None
 

@@ -4,7 +4,7 @@ A prepared split is one token stream. Here it is cut into passages at blank line
 the way a text file separates paragraphs, speeches or documents (the same text gives the same passages
 with a char or a BPE tokenizer); a passage longer than `block_size` is cut into `block_size` pieces. A
 batch is B passages, right-padded with `<|pad|>` to the longest, and a (B, T) mask, True on real tokens. Entry point:
-`Passages(dataset, split, block_size, tokenizer)`; `.batch(indices, pad_id)`.
+`Passages(dataset, split, block_size, tokenizer, unit)` (unit: paragraph or line); `.batch(indices, pad_id)`.
 """
 
 import numpy as np
@@ -15,6 +15,7 @@ from gptkit.errors import GptkitError
 
 DOCUMENT_END = "<|endoftext|>"
 MIN_LENGTH = 2  # shorter passages give nothing to predict from
+PASSAGE_BREAKS = {"paragraph": 2, "line": 1}  # newlines in a row that end a passage
 
 
 def newline_table(tokenizer, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -35,12 +36,13 @@ def newline_table(tokenizer, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
     return trailing, blank
 
 
-def passage_spans(tokens: np.ndarray, table: tuple[np.ndarray, np.ndarray], block_size: int):
+def passage_spans(tokens: np.ndarray, table: tuple[np.ndarray, np.ndarray], block_size: int, min_newlines: int = 2):
     """(starts, lengths) of the passages of one token array, each at most `block_size` long.
 
-    A blank line is a run of newlines (two or more) that starts with the trailing newlines of a token
-    (".\n\n" in a BPE vocabulary) or a whitespace-only token, and goes on over whitespace-only tokens.
-    Those whitespace-only tokens are dropped; a token with text before its newlines ends its passage."""
+    Passages end at runs of `min_newlines` newlines or more (2: blank lines, paragraphs; 1: lines). A run
+    starts with the trailing newlines of a token (".\n\n" in a BPE vocabulary) or a whitespace-only token,
+    and goes on over whitespace-only tokens. Those whitespace-only tokens are dropped; a token with text
+    before its newlines ends its passage."""
     trailing, blank = table[0][tokens], table[1][tokens]
     whitespace_newline = blank & (trailing > 0)
     text_newline = ~blank & (trailing > 0)
@@ -49,7 +51,7 @@ def passage_spans(tokens: np.ndarray, table: tuple[np.ndarray, np.ndarray], bloc
     run_start = text_newline | (whitespace_newline & ~previous_member)
     run_id = np.cumsum(run_start) * member  # 0 outside runs
     run_newlines = np.bincount(run_id, weights=np.where(member, trailing, 0))
-    in_blank_line = member & (run_newlines[run_id] >= 2)
+    in_blank_line = member & (run_newlines[run_id] >= min_newlines)
     dropped = (in_blank_line & blank) | (trailing < 0)
     ends_passage = in_blank_line & ~blank
     kept = ~dropped
@@ -72,11 +74,11 @@ def passage_spans(tokens: np.ndarray, table: tuple[np.ndarray, np.ndarray], bloc
 class Passages:
     """The passages of one split of a prepared dataset, for padded batches."""
 
-    def __init__(self, dataset: TokenDataset, split: str, block_size: int, tokenizer):
+    def __init__(self, dataset: TokenDataset, split: str, block_size: int, tokenizer, unit: str = "paragraph"):
         table = newline_table(tokenizer, dataset.vocab_size)
         self.shards, self.starts, self.lengths = [], [], []
         for number, shard in enumerate(dataset.shards[split]):
-            starts, lengths = passage_spans(np.asarray(shard), table, block_size)
+            starts, lengths = passage_spans(np.asarray(shard), table, block_size, PASSAGE_BREAKS[unit])
             self.shards.append(shard)
             self.starts.append(np.stack([np.full_like(starts, number), starts], 1))
             self.lengths.append(lengths)

@@ -58,7 +58,7 @@ class TrainingData:
         if mlm:
             t = config.train
             recipe = MaskingRecipe(t.mlm_prob, t.mlm_mask, t.mlm_random, t.mlm_whole_word)
-            masked = MaskedPassages(self.first, self.tokenizer, model.block_size, recipe)
+            masked = MaskedPassages(self.first, self.tokenizer, model.block_size, recipe, t.mlm_passages)
             if not masked.has_split("train"):
                 raise GptkitError(f"--data {self.first.path}: the train split is empty")
             masked.name = self.first.name

@@ -2,7 +2,8 @@
 
 Order of one step: set the LR for this step, run `grad_accum` micro-batches (forward, backward), clip,
 AdamW step. At step 0, every `eval_interval` steps and at the end it estimates train/val loss on fixed
-batches, keeps the best-by-val weights and writes a checkpoint that `resume=True` continues bit-for-bit.
+batches, keeps the best-by-val weights and writes a checkpoint that `resume=True` continues bit-for-bit
+(except under `train.time_budget_s`, whose LR and stop follow the wall clock).
 Under `torchrun` every process runs this same loop on its own device, wrapped in DistributedDataParallel:
 all ranks draw the step's micro-batches from one shared generator and each reads its own slice, so a run on
 W processes with `grad_accum` A takes the same steps as one process with A*W (and can resume with another
@@ -217,6 +218,9 @@ def check_world_size(state: TrainState, world: World, cfg: TrainConfig) -> str |
     )
 
 
+CLOCK_SYNC_STEPS = 10
+
+
 def micro_batch_seed(seed: int, step: int, micro_batch: int) -> int:
     """The RNG seed for one micro-batch of one step, numbered over all ranks (rank * grad_accum + i).
 
@@ -308,6 +312,11 @@ class Trainer:
                 else ("pass --set train.max_iters=N with a larger N")
             )
             raise GptkitError(f"--resume {run_dir}: the run already finished its {self.state.step} steps; {more}")
+        if self.cfg.time_budget_s and self.state.elapsed_s >= self.cfg.time_budget_s:
+            raise GptkitError(
+                f"--resume {run_dir}: the run already spent its time budget ({self.state.elapsed_s:.0f} s of "
+                f"{self.cfg.time_budget_s:g}); pass --set train.time_budget_s=N with a larger N"
+            )
         note = check_world_size(self.state, world, self.cfg)
         apply_optimizer_settings(self.optimizer, self.cfg)  # --set may change them on resume
         if self.state.scaler:
@@ -396,7 +405,7 @@ class Trainer:
 
     def log_step(self, loss: torch.Tensor, lr: float) -> None:
         state = self.state
-        self.train_loss = self.world.mean(loss).item()  # the only host sync outside evals
+        self.train_loss = self.world.mean(loss).item()  # a host sync: only at log steps
         if not math.isfinite(self.train_loss):
             raise GptkitError(f"train: the loss became {self.train_loss} at step {state.step}; lower `train.lr`")
         if not self.world.is_main:
@@ -423,7 +432,7 @@ class Trainer:
         cfg, state = self.cfg, self.state
         budget = cfg.time_budget_s
         bar = tqdm(  # a time-budgeted run shows seconds of its budget, others steps
-            total=int(budget) if budget else cfg.max_iters,
+            total=max(1, int(budget)) if budget else cfg.max_iters,
             initial=int(state.elapsed_s) if budget else state.step,
             disable=(None if progress is None else not progress) if self.world.is_main else True,
             unit="s" if budget else "step",
@@ -431,13 +440,22 @@ class Trainer:
         )
         just_resumed = state.step > 0  # its eval and checkpoint were written before it stopped
         started, elapsed_before = time.perf_counter(), state.elapsed_s
+        # Under torchrun, rank 0's clock decides the LR and the stop for all ranks (they must agree); it is
+        # shared every CLOCK_SYNC_STEPS steps, as each share costs a collective and a host sync.
+        sync_every = CLOCK_SYNC_STEPS if self.world.is_distributed else 1
+        loss, lr, logged = None, 0.0, state.step
         self.model.train()
         while True:
-            state.elapsed_s = elapsed_before + time.perf_counter() - started
-            if budget:  # rank 0's clock decides for all ranks, so they stop at the same step
-                state.elapsed_s = self.world.from_main(state.elapsed_s)
-                bar.update(min(int(state.elapsed_s), int(budget)) - bar.n)
+            now = elapsed_before + time.perf_counter() - started
+            if not budget:
+                state.elapsed_s = now  # for the record only; nothing depends on it
+            elif state.step % sync_every == 0:
+                state.elapsed_s = self.world.from_main(now)
+            if budget:
+                bar.update(max(0, min(int(state.elapsed_s), int(budget)) - bar.n))
             done = state.step >= cfg.max_iters or (budget > 0 and state.elapsed_s >= budget)
+            if done and loss is not None and logged < state.step:  # the last step of a budgeted run
+                self.log_step(loss, lr)
             if (state.step % cfg.eval_interval == 0 or done) and not just_resumed:
                 self.evaluate_and_checkpoint()
             just_resumed = False
@@ -467,6 +485,7 @@ class Trainer:
                 bar.update(1)
             if state.step % cfg.log_interval == 0 or state.step in (1, cfg.max_iters):
                 self.log_step(loss, lr)
+                logged = state.step
                 bar.set_postfix(loss=f"{self.train_loss:.4f}")
         bar.close()
         return TrainResult(

@@ -36,11 +36,12 @@ def lr_at(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
     """Learning rate for optimizer step `step` (0-based), `elapsed_s` seconds into a time-budgeted run."""
     if step < cfg.warmup_iters:
         return cfg.lr * (step + 1) / (cfg.warmup_iters + 1)
-    if cfg.time_budget_s > 0:
-        progress = min(1.0, elapsed_s / cfg.time_budget_s)
-    else:
-        decay_iters = cfg.lr_decay_iters or cfg.max_iters
-        progress = min(1.0, (step - cfg.warmup_iters) / max(1, decay_iters - cfg.warmup_iters))
+    decay_iters = cfg.lr_decay_iters or cfg.max_iters
+    if step >= decay_iters:
+        return cfg.final_lr
+    progress = min(1.0, (step - cfg.warmup_iters) / max(1, decay_iters - cfg.warmup_iters))
+    if cfg.time_budget_s > 0:  # whichever ends first, the budget or max_iters, ends the schedule
+        progress = max(progress, min(1.0, elapsed_s / cfg.time_budget_s))
     if cfg.schedule == "wsd":
         cooldown = max(0.0, progress - (1.0 - cfg.cooldown_frac)) / cfg.cooldown_frac  # 0 until the cooldown
         return cfg.lr - min(1.0, cooldown) * (cfg.lr - cfg.final_lr)
