@@ -1,12 +1,15 @@
 """Training step speed of a preset on this machine, as JSON: ms/step, tokens/s and MFU.
 
 Uses the real training step (`gptkit.train.loop.train_step`) on the bundled Tiny Shakespeare, prepared into a
-temp folder. MFU is against a peak measured here with a matmul probe (`gptkit.runtime.measure_peak_flops`).
-Usage: python bench/train_speed.py --preset cpu-baby [--steps 100] [--compile] [--device cpu]
+temp folder. After `--warmup` untimed steps (with `--compile`: the compilation, reported as `warmup_s`),
+`--repeats` rounds of `--steps` steps are timed and the median round is reported, with the slowest and
+fastest. MFU is against a peak measured here with a matmul probe (`gptkit.runtime.measure_peak_flops`).
+Usage: python bench/train_speed.py --preset cpu-baby [--steps 100] [--repeats 5] [--compile] [--set k=v ...]
 """
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 
@@ -28,11 +31,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps first")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds; the median is reported")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra settings")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         prepare(["shakespeare"], tmp)
-        config = resolve_config(preset=args.preset, overrides=[f"train.device={args.device}"])
+        config = resolve_config(preset=args.preset, overrides=[f"train.device={args.device}", *args.set])
         config.data = [DataSource(path=tmp)]
         data = TrainingData(config)
         cfg = config.train
@@ -53,12 +58,15 @@ def main() -> None:
             train_step(runner, model, optimizer, scaler, next_batch, cfg, cfg.lr, device, dtype)
         synchronize(device)
         warmup_s = time.perf_counter() - began
-        began = time.perf_counter()
-        for _ in range(args.steps):
-            loss = train_step(runner, model, optimizer, scaler, next_batch, cfg, cfg.lr, device, dtype)
-        loss.item()
-        synchronize(device)
-        seconds = time.perf_counter() - began
+        rounds = []
+        for _ in range(args.repeats):
+            began = time.perf_counter()
+            for _ in range(args.steps):
+                loss = train_step(runner, model, optimizer, scaler, next_batch, cfg, cfg.lr, device, dtype)
+            loss.item()
+            synchronize(device)
+            rounds.append(time.perf_counter() - began)
+        seconds = statistics.median(rounds)
 
     peak = measure_peak_flops(device, dtype)
     tokens_per_step = cfg.grad_accum * cfg.batch_size * config.model.block_size
@@ -74,6 +82,12 @@ def main() -> None:
                 "params": model.num_params(),
                 "tokens_per_step": tokens_per_step,
                 "steps": args.steps,
+                "repeats": args.repeats,
+                "settings": args.set,
+                "ms_per_step_min_max": [
+                    round(1000 * min(rounds) / args.steps, 2),
+                    round(1000 * max(rounds) / args.steps, 2),
+                ],
                 "warmup_s": round(warmup_s, 3),
                 "ms_per_step": round(1000 * seconds / args.steps, 2),
                 "tokens_per_s": round(tokens_per_s),

@@ -157,7 +157,13 @@ def load_checkpoint(
         if key.startswith("optim."):
             _, index, slot = key.split(".", 2)
             slots.setdefault(int(index), {})[slot] = value
-    optimizer.load_state_dict({"state": slots, "param_groups": info["param_groups"]})
+    try:
+        optimizer.load_state_dict({"state": slots, "param_groups": info["param_groups"]})
+    except ValueError as error:  # group or parameter counts differ: another `train.optimizer` or model
+        raise GptkitError(
+            f"{path}: its optimizer state does not fit this run ({error}); resume with the `train.optimizer` the "
+            "run was started with"
+        ) from None
     for name, generator in generators.items():
         generator.set_state(tensors[f"rng.{name}"])
     torch.set_rng_state(tensors["rng.torch"])

@@ -53,6 +53,10 @@ class GPTConfig:
     rope_theta: float = _doc(10000.0, "RoPE base frequency")
     norm_eps: float = _doc(1e-5, "epsilon of the norms")
     causal: bool = _doc(True, "each position sees only earlier ones (GPT); false: both sides (BERT-style, for mlm)")
+    zero_init_proj: bool = _doc(
+        False, "start the projections into the residual stream at zero (blocks start as identity)"
+    )
+    logit_softcap: float = _doc(0.0, "cap logits smoothly at +-this with cap*tanh(logits/cap) (Gemma 2); 0 = off")
 
     def validate(self) -> None:
         for name in ("block_size", "n_layer", "n_head", "n_embd"):
@@ -76,6 +80,8 @@ class GPTConfig:
             raise GptkitError(f"`model.pos`=rope needs an even head size; n_embd/n_head = {self.n_embd // self.n_head}")
         if self.rope_theta <= 0 or self.norm_eps <= 0 or self.mlp_hidden < 0:
             raise GptkitError("`model.rope_theta` and `model.norm_eps` must be > 0 and `model.mlp_hidden` >= 0")
+        if self.logit_softcap < 0:
+            raise GptkitError(f"`model.logit_softcap` must be >= 0 (0 = off), got {self.logit_softcap}")
 
 
 @dataclass
@@ -101,6 +107,9 @@ class TrainConfig:
     dtype: str = _doc("auto", "auto (bfloat16 on GPUs that have it, else float32), float32, bfloat16, float16")
     compile: bool = _doc(False, "torch.compile the model (compile time is paid once at start)")
     peak_flops: float = _doc(0.0, "peak FLOP/s for MFU; 0 = measure with a short matmul probe at start")
+    optimizer: str = _doc("adamw", "adamw, or muon (Muon for the blocks' matrices, AdamW for embeddings, head, gains)")
+    muon_lr: float = _doc(0.0, "muon: peak learning rate of the Muon matrices (RMS-matched to AdamW's); 0 = `lr`")
+    muon_momentum: float = _doc(0.95, "muon: Nesterov momentum of the Muon matrices")
     schedule: str = _doc("cosine", "LR after warmup: cosine (decay all along) or wsd (stable, then linear cooldown)")
     cooldown_frac: float = _doc(0.2, "wsd: the final share of the run over which the LR falls to min_lr")
     time_budget_s: float = _doc(0.0, "stop after this many wall-clock seconds of training (0 = off; max_iters caps it)")
@@ -130,6 +139,13 @@ class TrainConfig:
             )
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise GptkitError(f"`train.dtype`={self.dtype!r} is not one of auto, float32, bfloat16, float16")
+        if self.optimizer not in ("adamw", "muon"):
+            raise GptkitError(f"`train.optimizer`={self.optimizer!r} is not one of adamw, muon")
+        if self.muon_lr < 0 or not 0 <= self.muon_momentum < 1:
+            raise GptkitError(
+                "need `train.muon_lr` >= 0 and 0 <= `train.muon_momentum` < 1, got "
+                f"{self.muon_lr}, {self.muon_momentum}"
+            )
         if self.schedule not in ("cosine", "wsd"):
             raise GptkitError(f"`train.schedule`={self.schedule!r} is not one of cosine, wsd")
         if not 0 < self.cooldown_frac <= 1 or self.time_budget_s < 0:

@@ -30,6 +30,8 @@ def hf_architecture(m: GPTConfig) -> str:
     """ "gpt2" or "llama" for a model config, or a one-line error naming the option HF has no architecture for."""
     if m.qk_norm:
         raise GptkitError("export: `model.qk_norm`=true has no GPT-2 or Llama architecture in transformers")
+    if m.logit_softcap > 0:
+        raise GptkitError("export: `model.logit_softcap` has no GPT-2 or Llama architecture in transformers")
     if not m.causal:
         raise GptkitError(
             "export: `model.causal`=false (a masked LM) has no GPT-2 or Llama architecture in transformers"

@@ -270,9 +270,14 @@ class GPT(nn.Module):
         self.apply(self._init_weights)
         # GPT-2 scales the init of the projections that write into the residual stream by 1/sqrt(2 * n_layer),
         # so the stream's variance does not grow with depth (GPT-2 paper, section 2.3).
+        # With `zero_init_proj` they start at zero instead: every block starts as the identity and the gradient
+        # still reaches them, since their inputs are not zero (as in the modded-nanogpt speedruns).
         for name, param in self.named_parameters():
             if name.endswith("c_proj.weight"):
-                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+                if config.zero_init_proj:
+                    nn.init.zeros_(param)
+                else:
+                    nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -341,6 +346,8 @@ class GPT(nn.Module):
         if last_only:
             x = x[:, -1:, :]  # (B, 1, C)
         logits = self.lm_head(x).float()  # (B, T, vocab); float32 even under autocast, for a stable softmax
+        if self.config.logit_softcap > 0:  # smooth bound on the logits' size, so none can run away
+            logits = self.config.logit_softcap * torch.tanh(logits / self.config.logit_softcap)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)

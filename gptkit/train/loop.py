@@ -44,7 +44,7 @@ from gptkit.runtime import autocast_for, measure_peak_flops, resolve_dtype
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
 from gptkit.train.data import TrainingData, estimate_loss, forward_loss
 from gptkit.train.metrics import METRICS_FILE, MetricsLog, Throughput
-from gptkit.train.optim import build_optimizer, lr_at
+from gptkit.train.optim import apply_optimizer_settings, build_optimizer, lr_at, set_lr
 from gptkit.train.tensorboard import TENSORBOARD_DIR, TensorBoardLog, summary_writer_class
 
 RUN_FILES = (CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, BEST_FILE, CHECKPOINT_FILE, METRICS_FILE)
@@ -96,14 +96,6 @@ def remove_stale_temp_files(run_dir: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-def apply_optimizer_settings(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> None:
-    """Settings from the config win over those restored with the optimizer state."""
-    decay, no_decay = optimizer.param_groups
-    decay["weight_decay"], no_decay["weight_decay"] = cfg.weight_decay, 0.0
-    for group in optimizer.param_groups:
-        group["betas"] = (cfg.beta1, cfg.beta2)
-
-
 def start_warnings(config: RunConfig, has_val: bool) -> list[str]:
     """Settings that are legal but probably not what the user meant."""
     t, warnings = config.train, []
@@ -143,8 +135,7 @@ def train_step(
     With `ddp` (the DistributedDataParallel wrapper) gradients are all-reduced only in the last micro-step's
     backward; the earlier ones accumulate locally under `no_sync`. `seeds` (one per micro-batch) seed the
     global RNG before each forward (dropout)."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+    set_lr(optimizer, lr)
     loss_sum = torch.zeros((), device=device)
     for micro in range(cfg.grad_accum):
         batch = next_batch()

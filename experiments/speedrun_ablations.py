@@ -1,0 +1,114 @@
+"""Ablations for the CPU speedrun: each row changes one thing in the `cpu-speedrun` preset and trains it for
+the same wall-clock budget over the same seeds (`bench/speedrun.py`), so every row had equal time on the
+machine. The runs are interleaved, seed by seed (seed 1 of every row, then seed 2 of every row, ...), so a
+machine that drifts faster or slower over the hours weighs on every row alike. Each run is appended to
+`--out` as one JSON line as soon as it is done (a stopped experiment keeps what it measured; `--skip-done`
+goes on from there). Finally prints a Markdown table: mean ± half the spread of the full val loss (every
+val token scored once), the steps done, and the difference from the first row. Run it on an otherwise idle
+machine: the budget is wall-clock time. About rows x seeds x (minutes + 0.2) minutes.
+Usage: python experiments/speedrun_ablations.py [--minutes 2] [--seeds 3] [--out ablations.jsonl] [--only NAME ...]
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "speedrun.py"
+
+# (row name, settings on top of cpu-speedrun). The preset: 4 layers x 128, 4 heads (2 kv), RoPE, RMSNorm,
+# SwiGLU, QK-norm, logit soft-cap 30, no biases, untied head, batch 12 x block 64, Muon for the block
+# matrices and AdamW (lr 1e-3) for the rest, WSD with a 20% cooldown. Each row takes one thing away or
+# changes one thing.
+ROWS: list[tuple[str, list[str]]] = [
+    ("cpu-speedrun", []),
+    ("AdamW, not Muon", ["train.optimizer=adamw"]),
+    ("no QK-norm", ["model.qk_norm=false"]),
+    ("no logit soft-cap", ["model.logit_softcap=0"]),
+    ("zero-init output projections", ["model.zero_init_proj=true"]),
+    ("learned positions, not RoPE", ["model.pos=learned"]),
+    ("LayerNorm, not RMSNorm", ["model.norm=layernorm"]),
+    ("GELU MLP, not SwiGLU", ["model.mlp=gelu"]),
+    ("ReLU² MLP, not SwiGLU", ["model.mlp=relu2"]),
+    ("tied head", ["model.tie_embeddings=true"]),
+    ("cosine, not WSD", ["train.schedule=cosine"]),
+    ("batch 24", ["train.batch_size=24"]),
+    ("block 128, batch 6", ["model.block_size=128", "train.batch_size=6"]),
+    ("wider: 192, 6 heads (3 kv)", ["model.n_embd=192", "model.n_head=6", "model.n_kv_head=3"]),
+    ("deeper: 6 layers", ["model.n_layer=6"]),
+    ("dropout 0.1", ["model.dropout=0.1"]),
+]
+
+
+def run_one(name: str, settings: list[str], seed: int, args) -> dict:
+    command = [sys.executable, str(BENCH), "--preset", args.preset, "--minutes", str(args.minutes)]
+    command += ["--seeds", "1", "--first-seed", str(seed)] + [part for s in settings for part in ("--set", s)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return {"row": name, "settings": settings, **json.loads(done.stdout.strip().splitlines()[-1])["runs"][0]}
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Per row, in ROWS order: the runs' full val losses (mean, spread), val estimates and steps."""
+    rows = []
+    for name, _ in ROWS:
+        mine = [r for r in runs if r["row"] == name]
+        if mine:
+            full = [r["full_val_loss"] for r in mine]
+            rows.append(
+                {
+                    "row": name,
+                    "seeds": [r["seed"] for r in mine],
+                    "full_val_loss": {"mean": statistics.mean(full), "spread": max(full) - min(full)},
+                    "val_loss": {"mean": statistics.mean(r["val_loss"] for r in mine)},
+                    "runs": mine,
+                }
+            )
+    return rows
+
+
+def table(results: list[dict]) -> str:
+    base = results[0]["full_val_loss"]["mean"]
+    lines = [
+        "| change | full val loss (mean ± half spread) | Δ vs first row | steps | val estimate |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        full, steps = r["full_val_loss"], [run["steps"] for run in r["runs"]]
+        lines.append(
+            f"| {r['row']} | {full['mean']:.4f} ± {full['spread'] / 2:.4f} | {full['mean'] - base:+.4f} | "
+            f"{min(steps):,}–{max(steps):,} | {r['val_loss']['mean']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="cpu-speedrun")
+    parser.add_argument("--minutes", type=float, default=2.0)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("ablations.jsonl"))
+    parser.add_argument("--only", nargs="*", help="row names to run (default: all)")
+    parser.add_argument("--skip-done", action="store_true", help="keep the runs already in --out")
+    args = parser.parse_args()
+    runs = []
+    if args.skip_done and args.out.exists():
+        runs = [json.loads(line) for line in args.out.read_text().splitlines()]
+    elif args.out.exists():
+        args.out.unlink()
+    done = {(r["row"], r["seed"]) for r in runs}
+    for seed in range(1, args.seeds + 1):
+        for name, settings in ROWS:
+            if (args.only and name not in args.only) or (name, seed) in done:
+                continue
+            run = run_one(name, settings, seed, args)
+            runs.append(run)
+            with args.out.open("a") as out:
+                out.write(json.dumps(run) + "\n")
+            print(f"{name}, seed {seed}: {run['full_val_loss']} ({run['steps']} steps)", flush=True)
+    print(table(summarise(runs)))
+
+
+if __name__ == "__main__":
+    main()
