@@ -1,4 +1,5 @@
-"""The `gptkit` command line: prepare, train, sample, chat, export, import, info, tokenizer (`cli_tokenizer.py`).
+"""The `gptkit` command line: prepare, train, sample, chat, export, import, info; tokenizer, serve and viz live in
+`cli_tokenizer.py`, `cli_serve.py` and `cli_viz.py`.
 
 Parses arguments, calls the library, and turns `GptkitError` into a one-line message and exit code 2 (any
 other exception: exit 1, with the traceback only under `--debug`). Heavy modules are imported inside each
@@ -10,6 +11,7 @@ import os
 import sys
 import warnings
 
+from gptkit.cli_serve import add_serve_command
 from gptkit.cli_tokenizer import add_tokenizer_commands
 from gptkit.cli_viz import add_viz_commands
 from gptkit.errors import GptkitError
@@ -339,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab-size", type=int, default=None, help="count presets with this vocabulary size")
     p.set_defaults(func=cmd_info)
 
+    add_serve_command(sub)
     add_tokenizer_commands(sub)
     add_viz_commands(sub)
     return parser

@@ -6,7 +6,7 @@ tokens is emitted whole; stop strings end the text). It does not train; see `gpt
 """
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -108,13 +108,37 @@ class Run:
                 f'use `gptkit fill {self.run_dir} "text with <|mask|>"`'
             )
 
-    def stream_ids(self, ids: list[int], max_new_tokens: int, *, stop=None, **sampling) -> Iterator[str]:
-        """Like `stream`, from prompt ids already encoded (at most block_size of them)."""
+    def stream_ids(
+        self,
+        ids: list[int],
+        max_new_tokens: int,
+        *,
+        stop=None,
+        new_ids: list[int] | None = None,
+        keep_going: Callable[[], bool] | None = None,
+        **sampling,
+    ) -> Iterator[str]:
+        """Like `stream`, from prompt ids already encoded (at most block_size of them).
+
+        For servers: `new_ids` (a list) receives every generated id as it is made, and `keep_going` is asked
+        before each new token; when it answers False, generation ends there (a cancelled or late request).
+        """
         self.check_generates()
         idx = torch.tensor([ids], dtype=torch.long, device=self.device)
         limit = self.tokenizer.vocab_size if self.tokenizer is not None else None  # the model's may be larger
         tokens = generate_tokens(self.model, idx, max_new_tokens, vocab_limit=limit, **sampling)
-        pieces = decode_pieces(self.tokenizer, (int(t[0, 0]) for t in tokens))
+
+        def next_ids() -> Iterator[int]:
+            for token in tokens:
+                token_id = int(token[0, 0])
+                if new_ids is not None:
+                    new_ids.append(token_id)
+                yield token_id
+                if keep_going is not None and not keep_going():
+                    tokens.close()
+                    return
+
+        pieces = decode_pieces(self.tokenizer, next_ids())
         return cut_at_stops(pieces, [stop] if isinstance(stop, str) else list(stop or []))
 
     def generate(self, prompt: str, max_new_tokens: int = 200, **sampling) -> str:

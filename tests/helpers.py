@@ -1,5 +1,7 @@
 """Helpers shared by tests: a tiny model/training configuration that runs in seconds on a CPU."""
 
+import shutil
+import subprocess
 from pathlib import Path
 
 from gptkit.config import DataSource, RunConfig, resolve_config
@@ -35,3 +37,28 @@ def read_split(data_dir: Path, split: str):
     meta = json.loads((Path(data_dir) / "meta.json").read_text())
     shards = [np.fromfile(Path(data_dir) / s["file"], dtype=meta["dtype"]) for s in meta["splits"][split]]
     return np.concatenate(shards) if shards else np.zeros(0, dtype=meta["dtype"])
+
+
+def usable_chromium() -> str | None:
+    """A Chromium that runs (Ubuntu's `chromium` can be a stub that only points to a snap)."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        return (
+            path
+            if path and subprocess.run([path, "--version"], capture_output=True, timeout=30).returncode == 0
+            else None
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+# Flags for a closed network and a root user (see the machine notes): no sandbox, no background fetches.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

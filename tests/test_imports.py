@@ -11,8 +11,8 @@ LAYERS = [
     {"tokenizer", "model", "distributed"},
     {"data", "checkpoint", "generate", "streaming"},
     {"train", "run", "hf", "hf_convert", "evaluate", "evaluate_mlm"},
-    {"chat", "info", "experiments", "viz"},
-    {"cli", "cli_tokenizer", "cli_viz", "__init__", "__main__"},
+    {"chat", "info", "experiments", "viz", "serve"},
+    {"cli", "cli_tokenizer", "cli_viz", "cli_serve", "__init__", "__main__"},
 ]
 
 

@@ -2,26 +2,11 @@
 the console stays free of errors. `make test` installs Debian's chromium when it is missing; where that
 is impossible (no root, no package), this test is skipped and says why."""
 
-import shutil
-import subprocess
-
 import pytest
+from helpers import CHROMIUM_FLAGS as FLAGS
+from helpers import usable_chromium
 
 from gptkit.cli import main
-
-
-def usable_chromium() -> str | None:
-    """A Chromium that runs (Ubuntu's `chromium` can be a stub that only points to a snap)."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    try:
-        return (
-            path
-            if path and subprocess.run([path, "--version"], capture_output=True, timeout=30).returncode == 0
-            else None
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
 
 CHROMIUM = usable_chromium()
 # Every image drawn on a canvas: how many distinct pixel values it has (1 for an image that did not decode).
@@ -35,16 +20,6 @@ DECODED = """images => images.map(image => {
     for (let i = 0; i < pixels.length; i += 4 * 97) seen.add(pixels[i] << 16 | pixels[i + 1] << 8 | pixels[i + 2]);
     return seen.size;
 })"""
-# Flags for a closed network and a root user (see the machine notes): no sandbox, no background fetches.
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no working chromium on this machine (make test installs it where it can)")

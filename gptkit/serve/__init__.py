@@ -1,0 +1,65 @@
+"""`gptkit serve`: a trained run behind an OpenAI-compatible HTTP API, with a browser playground.
+
+Layout: `settings` (limits), `requests` (checking a completions body), `worker` (the thread that owns the
+model), `app` (routes and streaming), `playground.html` (the page at /). Entry point: `serve(run, settings)`.
+"""
+
+import signal
+import socket
+import sys
+import threading
+
+from gptkit.serve.settings import ServeSettings, is_loopback
+
+__all__ = ["ServeSettings", "serve"]
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0 = any free one), so the real port is known before serving starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(run, settings: ServeSettings, log_level: str = "info") -> None:
+    """Serve `run` until interrupted; prints the address first (one line, flushed).
+
+    The HTTP server runs on a second thread and the model on this (main) one: see `gptkit.serve.worker`.
+    """
+    import uvicorn
+
+    from gptkit.serve.app import build_app
+
+    app = build_app(run, settings)
+    try:
+        sock = bind(settings.host, settings.port)
+    except OSError as error:
+        from gptkit.errors import GptkitError
+
+        raise GptkitError(
+            f"--host {settings.host} --port {settings.port}: cannot listen there ({error.strerror}); "
+            "pick another port, or --port 0 for any free one"
+        ) from None
+    host, port = sock.getsockname()[:2]
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    if not is_loopback(settings.host) and not settings.api_key:
+        print(
+            f"warning: serving on {settings.host} without --api-key: anyone who can reach it can use it",
+            file=sys.stderr,
+        )
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=5))
+    http = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="gptkit-http", daemon=True)
+    worker = app.state.api.worker
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # a clean exit (status 0) on SIGTERM
+    try:
+        http.start()
+        print(f"serving {run.run_dir} as model {app.state.api.model_id!r} on {url}  (playground: {url}/)", flush=True)
+        worker.run_forever()  # until Ctrl-C or SIGTERM
+    finally:
+        server.should_exit = True
+        worker.stop()
+        http.join(timeout=10)
