@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -74,7 +75,13 @@ def main() -> None:
         command = [sys.executable, "-m", "gptkit", "serve", str(run_dir), "--port", "0", "--quiet", "--device", "cpu"]
         server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         try:
-            url = server.stdout.readline().split(" on ", 1)[1].split()[0]
+            first: list[str] = []  # the address line, waited for with a limit
+            reader = threading.Thread(target=lambda: first.append(server.stdout.readline()), daemon=True)
+            reader.start()
+            reader.join(timeout=120)
+            if not first or " on http://" not in first[0]:
+                raise SystemExit(f"the server did not start: {first}")
+            url = first[0].split(" on ", 1)[1].split()[0]
             results = [measure(url, c, args.requests, args.tokens) for c in args.concurrency]
         finally:
             server.terminate()

@@ -46,7 +46,8 @@ def run_one(name: str, settings: list[str], seed: int, args) -> dict:
     command = [sys.executable, str(BENCH), "--preset", args.preset, "--minutes", str(args.minutes)]
     command += ["--seeds", "1", "--first-seed", str(seed)] + [part for s in settings for part in ("--set", s)]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
-    return {"row": name, "settings": settings, **json.loads(done.stdout.strip().splitlines()[-1])["runs"][0]}
+    run = json.loads(done.stdout.strip().splitlines()[-1])["runs"][0]
+    return {"row": name, "settings": settings, "preset": args.preset, "minutes": args.minutes, **run}
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -69,9 +70,9 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    base = results[0]["full_val_loss"]["mean"]
+    base = next((r for r in results if r["row"] == ROWS[0][0]), results[0])["full_val_loss"]["mean"]
     lines = [
-        "| change | full val loss (mean ± half spread) | Δ vs first row | steps | val estimate |",
+        "| change | full val loss (mean ± half spread) | Δ vs cpu-speedrun | steps | val estimate |",
         "|---|---|---|---|---|",
     ]
     for r in results:
@@ -93,8 +94,9 @@ def main() -> None:
     parser.add_argument("--skip-done", action="store_true", help="keep the runs already in --out")
     args = parser.parse_args()
     runs = []
-    if args.skip_done and args.out.exists():
+    if args.skip_done and args.out.exists():  # only runs of the same preset and budget
         runs = [json.loads(line) for line in args.out.read_text().splitlines()]
+        runs = [r for r in runs if r.get("preset") == args.preset and r.get("minutes") == args.minutes]
     elif args.out.exists():
         args.out.unlink()
     done = {(r["row"], r["seed"]) for r in runs}

@@ -24,6 +24,7 @@ class Server:
         line = first[0] if first else ""
         if " on http://" not in line:
             self.process.kill()
+            self.process.wait()
             raise RuntimeError(f"the server did not start: {line!r} {self.stderr()}")
         self.url = line.split(" on ", 1)[1].split()[0]
         self.model = line.split("as model '", 1)[1].split("'", 1)[0]
@@ -54,4 +55,7 @@ class Server:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
             raise
+        finally:
+            self.process.stdout.close()

@@ -32,10 +32,12 @@ def batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 def test_new_options_are_off_by_default():
     model, train_config = GPTConfig(), TrainConfig()
     assert not model.zero_init_proj and model.logit_softcap == 0 and train_config.optimizer == "adamw"
-    plain, explicit = build(), build(zero_init_proj=False, logit_softcap=0.0)
-    x, y = batch()
-    assert torch.equal(plain(x, y)[0], explicit(x, y)[0])
-    assert all(p.abs().sum() > 0 for n, p in plain.named_parameters() if n.endswith("c_proj.weight"))
+    plain = build()
+    projections = [p for n, p in plain.named_parameters() if n.endswith("c_proj.weight")]
+    assert all(abs(p.std().item() - 0.02 / 2) < 0.003 for p in projections)  # GPT-2's 0.02 / sqrt(2 * layers)
+    plain.lm_head.weight.data *= 1000
+    assert plain(batch()[0])[0].abs().max() > 100  # logits are not capped
+    assert isinstance(build_optimizer(plain, TrainConfig(), torch.device("cpu")), torch.optim.AdamW)
 
 
 @pytest.mark.parametrize("mlp", ["gelu", "swiglu", "relu2"])
@@ -81,6 +83,10 @@ def test_soft_capping_is_refused_by_export_and_a_negative_cap_by_the_config():
         GPTConfig(logit_softcap=-1.0).validate()
 
 
+needs_muon = pytest.mark.skipif(not hasattr(torch.optim, "Muon"), reason="torch.optim.Muon needs PyTorch >= 2.9")
+
+
+@needs_muon
 def test_muon_takes_the_block_matrices_and_adamw_everything_else():
     model = build(pos="rope", norm="rmsnorm", mlp="swiglu", bias=False, tie_embeddings=False)
     optimizer = build_optimizer(model, TrainConfig(optimizer="muon", lr=1e-3, muon_lr=2e-2), torch.device("cpu"))
@@ -103,6 +109,7 @@ def test_muon_takes_the_block_matrices_and_adamw_everything_else():
     assert model(x, y)[1].item() < first - 1.0  # it learns a fixed batch
 
 
+@needs_muon
 def test_a_muon_run_resumes_exactly_and_refuses_another_optimizer(tmp_path, small_data):
     fixed = ("train.optimizer=muon", "train.lr_decay_iters=30", "train.peak_flops=0")
     train(tiny_config(small_data, "train.max_iters=30", *fixed), tmp_path / "whole", **QUIET)
@@ -122,3 +129,41 @@ def test_the_options_reach_the_model_from_the_command_line_settings():
     assert config.model.zero_init_proj and config.model.logit_softcap == 15.0 and config.train.optimizer == "muon"
     with pytest.raises(GptkitError, match="train.optimizer"):
         resolve_config(overrides=["train.optimizer=sgd"])
+
+
+@needs_muon
+def test_the_loss_scaler_skips_an_overflowing_step_of_both_optimizers_and_takes_the_next():
+    model = build(pos="rope", mlp="swiglu", bias=False)
+    optimizer = build_optimizer(model, TrainConfig(optimizer="muon"), torch.device("cpu"))
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
+    x, y = batch()
+    before = [p.detach().clone() for p in model.parameters()]
+    scaler.scale(model(x, y)[1]).backward()
+    model.lm_head.weight.grad[0, 0] = float("inf")  # an overflow, as float16 can produce
+    scaler.unscale_(optimizer)
+    scaler.step(optimizer)
+    scaler.update()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters())) and scaler.get_scale() < 2.0**8
+    optimizer.zero_grad()
+    scaler.scale(model(x, y)[1]).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    moved = [not torch.equal(a, b) for a, b in zip(before, model.parameters())]
+    assert all(moved)  # the Muon matrices and the AdamW tensors alike
+
+
+@needs_muon
+def test_resumed_settings_reach_both_optimizers():
+    from gptkit.train.optim import apply_optimizer_settings
+
+    model = build(pos="rope", mlp="swiglu", bias=False)
+    optimizer = build_optimizer(model, TrainConfig(optimizer="muon"), torch.device("cpu"))
+    changed = TrainConfig(optimizer="muon", lr=1e-3, muon_lr=5e-3, muon_momentum=0.9, weight_decay=0.05, beta2=0.95)
+    apply_optimizer_settings(optimizer, changed)
+    set_lr(optimizer, 1e-3)
+    (muon, _), (adamw, _) = optimizer.parts
+    assert muon.param_groups[0]["lr"] == pytest.approx(5e-3) and muon.param_groups[0]["momentum"] == 0.9
+    assert muon.param_groups[0]["weight_decay"] == 0.05 and adamw.param_groups[0]["weight_decay"] == 0.05
+    assert adamw.param_groups[0]["betas"] == (0.9, 0.95) and adamw.param_groups[1]["weight_decay"] == 0.0
+    with pytest.raises(GptkitError, match="muon_lr"):
+        resolve_config(overrides=["train.muon_lr=-1"]).validate()

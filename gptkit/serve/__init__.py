@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 from gptkit.serve.settings import ServeSettings, is_loopback
 
@@ -34,6 +35,8 @@ def serve(run, settings: ServeSettings, log_level: str = "info") -> None:
 
     from gptkit.serve.app import build_app
 
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("gptkit.serve.serve runs the model on the main thread; call it from there")
     app = build_app(run, settings)
     try:
         sock = bind(settings.host, settings.port)
@@ -52,14 +55,30 @@ def serve(run, settings: ServeSettings, log_level: str = "info") -> None:
             file=sys.stderr,
         )
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=5))
-    http = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="gptkit-http", daemon=True)
     worker = app.state.api.worker
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # a clean exit (status 0) on SIGTERM
+
+    def serve_http() -> None:
+        try:
+            server.run(sockets=[sock])
+        finally:  # however the HTTP side ends (even failing to start), the model side ends with it
+            worker.stop()
+
+    http = threading.Thread(target=serve_http, name="gptkit-http", daemon=True)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # SIGTERM: a clean exit, status 0
     try:
         http.start()
+        began = time.monotonic()
+        while not server.started and http.is_alive() and time.monotonic() - began < 60:
+            time.sleep(0.01)
+        if not server.started:
+            from gptkit.errors import GptkitError
+
+            raise GptkitError(f"the HTTP server did not start on {url}; rerun with --debug for details")
         print(f"serving {run.run_dir} as model {app.state.api.model_id!r} on {url}  (playground: {url}/)", flush=True)
-        worker.run_forever()  # until Ctrl-C or SIGTERM
+        worker.run_forever()  # until Ctrl-C, SIGTERM, or the HTTP server stops
     finally:
+        worker.close()  # the running and the queued requests get a 503 now, not a dropped connection later
         server.should_exit = True
-        worker.stop()
         http.join(timeout=10)
+        sock.close()
+        signal.signal(signal.SIGTERM, previous)

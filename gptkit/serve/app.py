@@ -276,18 +276,12 @@ def build_app(run, settings: ServeSettings) -> Starlette:
     ]
     middleware = []
     if is_loopback(settings.host) and ":" not in settings.host:  # DNS rebinding: only local names reach it
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"]))
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        yield
-        api.worker.stop()
-
+        hosts = ["127.0.0.1", "localhost", settings.host]
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=hosts))
     app = Starlette(
         routes=routes,
         middleware=middleware,
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
-        lifespan=lifespan,
     )
     app.state.api = api
     return app

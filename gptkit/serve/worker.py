@@ -12,7 +12,6 @@ each choice; or, ending the job early, ("error", ApiError) or ("cancelled",). A 
 two tokens when its client went away (`cancelled`) or its deadline passed.
 """
 
-import contextlib
 import queue
 import threading
 import time
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from gptkit.serve.errors import ApiError
 
 EMIT_INTERVAL_S = 0.02  # streamed text arrives in pieces at most 50 times a second
+SHUTTING_DOWN = "the server is shutting down; retry on its next start"
 TIMED_OUT = "the request timed out before it finished; ask for fewer tokens or raise the server's --timeout"
 
 
@@ -61,42 +61,65 @@ class ModelWorker:
         self.stats = WorkerStats()
         self.lock = threading.Lock()
         self.running = False
+        self.stopping = threading.Event()
+        self.current: Job | None = None
 
     def submit(self, job: Job) -> None:
+        if self.stopping.is_set():
+            raise ApiError(503, SHUTTING_DOWN)
+        with self.lock:
+            self.stats.pending += 1
         try:
             self.jobs.put_nowait(job)
         except queue.Full:
+            with self.lock:
+                self.stats.pending -= 1
             raise ApiError(503, f"the server is busy: {self.jobs.maxsize} requests are waiting; retry later") from None
-        with self.lock:
-            self.stats.pending += 1
 
     def queued(self) -> int:
         return self.jobs.qsize()
 
     def stop(self) -> None:
-        with contextlib.suppress(queue.Full):  # a full queue at shutdown: the daemon thread ends with the process
-            self.jobs.put_nowait(None)
+        """Make `run_forever` return after the current token; the jobs left get a 503 (see `close`)."""
+        self.stopping.set()
+
+    def close(self) -> None:
+        """Answer the running job (if any) and every queued one with a 503: the server is going away."""
+        self.stopping.set()
+        left = [self.current] if self.current is not None else []
+        while True:
+            try:
+                left.append(self.jobs.get_nowait())
+            except queue.Empty:
+                break
+        for job in left:
+            job.emit(("error", ApiError(503, SHUTTING_DOWN)))
 
     def run_forever(self) -> None:
         """Run jobs until `stop` (call it on the main thread; see above)."""
         self.running = True
         try:
-            self._loop()
+            while not self.stopping.is_set():
+                try:  # a timeout, not a blocking get: Ctrl-C and `stop` are noticed within half a second
+                    job = self.jobs.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                self._serve(job)
         finally:
             self.running = False
 
-    def _loop(self) -> None:
-        while (job := self.jobs.get()) is not None:
-            self.stats.busy = True
-            try:
-                outcome = self._run(job)
-            except Exception as error:  # noqa: BLE001 - one bad request must not take the worker down
-                outcome = "failed"
-                job.emit(("error", ApiError(500, f"generation failed: {type(error).__name__}: {error}")))
-            with self.lock:
-                self.stats.busy = False
-                self.stats.pending -= 1
-                setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+    def _serve(self, job: Job) -> None:
+        self.current, self.stats.busy = job, True
+        try:
+            outcome = self._run(job)
+        except Exception as error:  # noqa: BLE001 - one bad request must not take the worker down
+            outcome = "failed"
+            job.emit(("error", ApiError(500, f"generation failed: {type(error).__name__}: {error}")))
+        self.current = None
+        with self.lock:
+            self.stats.busy = False
+            self.stats.pending -= 1
+            setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
 
     def _late(self, job: Job) -> bool:
         return time.monotonic() > job.deadline
@@ -109,6 +132,9 @@ class ModelWorker:
         if self._late(job):
             job.emit(("error", ApiError(504, TIMED_OUT)))
             return "timed_out"
+        if self.stopping.is_set():
+            job.emit(("error", ApiError(503, SHUTTING_DOWN)))
+            return "cancelled"
         return None
 
     def _run(self, job: Job) -> str:
@@ -123,7 +149,7 @@ class ModelWorker:
                 stop=job.stops,
                 seed=choice.seed,
                 new_ids=new_ids,
-                keep_going=lambda: not job.cancelled.is_set() and not self._late(job),
+                keep_going=lambda: not (job.cancelled.is_set() or self._late(job) or self.stopping.is_set()),
                 **job.sampling,
             )
             buffered, last_emit = [], time.monotonic()

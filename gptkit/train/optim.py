@@ -16,6 +16,7 @@ import math
 import torch
 
 from gptkit.config import TrainConfig
+from gptkit.errors import GptkitError
 from gptkit.train.optimizer_set import OptimizerSet
 
 
@@ -44,6 +45,11 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devi
     """AdamW over all parameters, or (`train.optimizer=muon`) an OptimizerSet of Muon and AdamW."""
     if cfg.optimizer == "adamw":
         return _adamw(param_groups(model, cfg.weight_decay), cfg, device)
+    if not hasattr(torch.optim, "Muon"):
+        raise GptkitError(
+            f"`train.optimizer`=muon needs PyTorch >= 2.9 (torch.optim.Muon); this is {torch.__version__}: "
+            "upgrade torch, or use --set train.optimizer=adamw"
+        )
     matrices = muon_matrices(model)
     chosen = {id(p) for p in matrices}
     groups = param_groups(model, cfg.weight_decay)
