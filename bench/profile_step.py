@@ -14,15 +14,8 @@ import time
 from collections import defaultdict
 
 import torch
+from step_setup import StepSetup
 from torch.profiler import ProfilerActivity, profile
-
-from gptkit.config import DataSource, resolve_config
-from gptkit.data.prepare import prepare
-from gptkit.model import GPT
-from gptkit.runtime import pick_device, resolve_dtype
-from gptkit.train.data import TrainingData
-from gptkit.train.loop import train_step
-from gptkit.train.optim import build_optimizer
 
 GROUPS = [  # (group, substrings of operator names), first match wins
     ("optimizer", ("adam", "muon", "Optimizer.step", "_foreach")),
@@ -46,23 +39,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        prepare(["shakespeare"], tmp)
-        config = resolve_config(preset=args.preset, overrides=["train.device=cpu", *args.set])
-        config.data = [DataSource(path=tmp)]
-        data = TrainingData(config)
-        cfg = config.train
-        device = pick_device(cfg.device)
-        dtype = resolve_dtype(cfg.dtype, device)
-        torch.manual_seed(cfg.seed)
-        model = GPT(config.model).to(device)
-        optimizer = build_optimizer(model, cfg, device)
-        scaler = torch.amp.GradScaler(device.type, enabled=False)
-        generator = torch.Generator().manual_seed(cfg.seed)
-
-        def step():
-            batch = lambda: data.batch(0, cfg.batch_size, config.model.block_size, generator, device)  # noqa: E731
-            return train_step(model, model, optimizer, scaler, batch, cfg, cfg.lr, device, dtype)
-
+        setup = StepSetup(tmp, args.preset, ["train.device=cpu", *args.set])
+        step = setup.step
         for _ in range(10):
             step()
         began = time.perf_counter()

@@ -14,14 +14,9 @@ import tempfile
 import time
 
 import torch
+from step_setup import StepSetup
 
-from gptkit.config import DataSource, resolve_config
-from gptkit.data.prepare import prepare
-from gptkit.model import GPT
-from gptkit.runtime import measure_peak_flops, pick_device, resolve_dtype, synchronize
-from gptkit.train.data import TrainingData
-from gptkit.train.loop import train_step
-from gptkit.train.optim import build_optimizer
+from gptkit.runtime import measure_peak_flops, synchronize
 
 
 def main() -> None:
@@ -36,33 +31,18 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        prepare(["shakespeare"], tmp)
-        config = resolve_config(preset=args.preset, overrides=[f"train.device={args.device}", *args.set])
-        config.data = [DataSource(path=tmp)]
-        data = TrainingData(config)
-        cfg = config.train
-        device = pick_device(cfg.device)
-        dtype = resolve_dtype(cfg.dtype, device)
-        torch.manual_seed(cfg.seed)
-        model = GPT(config.model).to(device)
-        runner = torch.compile(model) if args.compile else model
-        optimizer = build_optimizer(model, cfg, device)
-        scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))
-        generator = torch.Generator().manual_seed(cfg.seed)
-
-        def next_batch():
-            return data.batch(0, cfg.batch_size, config.model.block_size, generator, device)
-
+        setup = StepSetup(tmp, args.preset, [f"train.device={args.device}", *args.set], compile_model=args.compile)
+        cfg, config, device, dtype, model = setup.cfg, setup.config, setup.device, setup.dtype, setup.model
         began = time.perf_counter()
         for _ in range(args.warmup):
-            train_step(runner, model, optimizer, scaler, next_batch, cfg, cfg.lr, device, dtype)
+            setup.step()
         synchronize(device)
         warmup_s = time.perf_counter() - began
         rounds = []
         for _ in range(args.repeats):
             began = time.perf_counter()
             for _ in range(args.steps):
-                loss = train_step(runner, model, optimizer, scaler, next_batch, cfg, cfg.lr, device, dtype)
+                loss = setup.step()
             loss.item()
             synchronize(device)
             rounds.append(time.perf_counter() - began)

@@ -1,0 +1,39 @@
+"""The real training step of a preset, set up on the bundled Tiny Shakespeare for the step benchmarks
+(`train_speed.py`, `profile_step.py`): `StepSetup(data_dir, preset, overrides).step()` runs one step."""
+
+import torch
+
+from gptkit.config import DataSource, resolve_config
+from gptkit.data.prepare import prepare
+from gptkit.model import GPT
+from gptkit.runtime import pick_device, resolve_dtype
+from gptkit.train.data import TrainingData
+from gptkit.train.loop import train_step
+from gptkit.train.optim import build_optimizer
+
+
+class StepSetup:
+    def __init__(self, data_dir, preset: str, overrides: list[str], compile_model: bool = False):
+        prepare(["shakespeare"], data_dir)
+        self.config = resolve_config(preset=preset, overrides=overrides)
+        self.config.data = [DataSource(path=str(data_dir))]
+        self.data = TrainingData(self.config)
+        self.cfg = self.config.train
+        self.device = pick_device(self.cfg.device)
+        self.dtype = resolve_dtype(self.cfg.dtype, self.device)
+        torch.manual_seed(self.cfg.seed)
+        self.model = GPT(self.config.model).to(self.device)
+        self.runner = torch.compile(self.model) if compile_model else self.model
+        self.optimizer = build_optimizer(self.model, self.cfg, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=(self.dtype == torch.float16))
+        self.generator = torch.Generator().manual_seed(self.cfg.seed)
+
+    def next_batch(self):
+        return self.data.batch(0, self.cfg.batch_size, self.config.model.block_size, self.generator, self.device)
+
+    def step(self) -> torch.Tensor:
+        """One optimizer step; the mean loss as a device tensor (no sync)."""
+        cfg = self.cfg
+        return train_step(
+            self.runner, self.model, self.optimizer, self.scaler, self.next_batch, cfg, cfg.lr, self.device, self.dtype
+        )
