@@ -18,8 +18,8 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "speedrun.py"
 
-# (row name, settings on top of cpu-speedrun). The preset: 4 layers x 128, 4 heads (2 kv), RoPE, RMSNorm,
-# SwiGLU, QK-norm, logit soft-cap 30, no biases, untied head, batch 12 x block 64, Muon for the block
+# (row name, settings on top of cpu-speedrun). The preset: 4 layers x 128, 4 heads (2 kv), RoPE, LayerNorm
+# without bias, SwiGLU, QK-norm, logit soft-cap 30, untied head, batch 12 x block 128, Muon for the block
 # matrices and AdamW (lr 1e-3) for the rest, WSD with a 20% cooldown. Each row takes one thing away or
 # changes one thing.
 ROWS: list[tuple[str, list[str]]] = [
@@ -29,13 +29,16 @@ ROWS: list[tuple[str, list[str]]] = [
     ("no logit soft-cap", ["model.logit_softcap=0"]),
     ("zero-init output projections", ["model.zero_init_proj=true"]),
     ("learned positions, not RoPE", ["model.pos=learned"]),
-    ("LayerNorm, not RMSNorm", ["model.norm=layernorm"]),
+    ("RMSNorm, not LayerNorm", ["model.norm=rmsnorm"]),
     ("GELU MLP, not SwiGLU", ["model.mlp=gelu"]),
     ("ReLU² MLP, not SwiGLU", ["model.mlp=relu2"]),
     ("tied head", ["model.tie_embeddings=true"]),
     ("cosine, not WSD", ["train.schedule=cosine"]),
+    ("Muon lr 2e-3", ["train.muon_lr=2e-3"]),
+    ("lr 2e-3 (Muon and AdamW)", ["train.lr=2e-3"]),
     ("batch 24", ["train.batch_size=24"]),
-    ("block 128, batch 6", ["model.block_size=128", "train.batch_size=6"]),
+    ("block 64, batch 24", ["model.block_size=64", "train.batch_size=24"]),
+    ("block 256, batch 6", ["model.block_size=256", "train.batch_size=6"]),
     ("wider: 192, 6 heads (3 kv)", ["model.n_embd=192", "model.n_head=6", "model.n_kv_head=3"]),
     ("deeper: 6 layers", ["model.n_layer=6"]),
     ("dropout 0.1", ["model.dropout=0.1"]),
