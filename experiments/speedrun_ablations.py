@@ -6,7 +6,10 @@ machine that drifts faster or slower over the hours weighs on every row alike. E
 goes on from there). Finally prints a Markdown table: mean ± half the spread of the full val loss (every
 val token scored once), the steps done, and the difference from the first row. Run it on an otherwise idle
 machine: the budget is wall-clock time. About rows x seeds x (minutes + 0.2) minutes.
+`--set KEY=VALUE` changes the baseline itself (every row, before the row's own settings), which is how an
+earlier round of docs/speedrun.md is re-run on today's preset; each run records it as `base`.
 Usage: python experiments/speedrun_ablations.py [--minutes 2] [--seeds 3] [--out ablations.jsonl] [--only NAME ...]
+       [--set KEY=VALUE ...]
 """
 
 import argparse
@@ -18,26 +21,29 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "speedrun.py"
 
-# (row name, settings on top of cpu-speedrun). The preset: 4 layers x 128, 4 heads (2 kv), RoPE, LayerNorm
-# without bias, SwiGLU, QK-norm, logit soft-cap 30, untied head, batch 12 x block 128, Muon for the block
+# (row name, settings on top of cpu-speedrun and --set). The preset: 4 layers x 128, 4 heads (2 kv), RoPE,
+# RMSNorm, SwiGLU, QK-norm, logit soft-cap 30, no biases, untied head, batch 12 x block 64, Muon for the block
 # matrices and AdamW (lr 1e-3) for the rest, WSD with a 20% cooldown. Each row takes one thing away or
-# changes one thing.
+# changes one thing; the batch and block rows set both, so they mean the same under any --set.
 ROWS: list[tuple[str, list[str]]] = [
-    ("cpu-speedrun", []),
+    ("baseline", []),
     ("AdamW, not Muon", ["train.optimizer=adamw"]),
     ("no QK-norm", ["model.qk_norm=false"]),
     ("no logit soft-cap", ["model.logit_softcap=0"]),
     ("zero-init output projections", ["model.zero_init_proj=true"]),
     ("learned positions, not RoPE", ["model.pos=learned"]),
-    ("RMSNorm, not LayerNorm", ["model.norm=rmsnorm"]),
+    ("LayerNorm, not RMSNorm", ["model.norm=layernorm"]),
     ("GELU MLP, not SwiGLU", ["model.mlp=gelu"]),
     ("ReLU² MLP, not SwiGLU", ["model.mlp=relu2"]),
     ("tied head", ["model.tie_embeddings=true"]),
     ("cosine, not WSD", ["train.schedule=cosine"]),
     ("Muon lr 2e-3", ["train.muon_lr=2e-3"]),
     ("lr 2e-3 (Muon and AdamW)", ["train.lr=2e-3"]),
-    ("batch 24", ["train.batch_size=24"]),
+    ("batch 48", ["train.batch_size=48"]),
     ("block 64, batch 24", ["model.block_size=64", "train.batch_size=24"]),
+    ("block 128, batch 6", ["model.block_size=128", "train.batch_size=6"]),
+    ("block 128, batch 12", ["model.block_size=128", "train.batch_size=12"]),
+    ("block 128, batch 24", ["model.block_size=128", "train.batch_size=24"]),
     ("block 256, batch 6", ["model.block_size=256", "train.batch_size=6"]),
     ("wider: 192, 6 heads (3 kv)", ["model.n_embd=192", "model.n_head=6", "model.n_kv_head=3"]),
     ("deeper: 6 layers", ["model.n_layer=6"]),
@@ -47,10 +53,11 @@ ROWS: list[tuple[str, list[str]]] = [
 
 def run_one(name: str, settings: list[str], seed: int, args) -> dict:
     command = [sys.executable, str(BENCH), "--preset", args.preset, "--minutes", str(args.minutes)]
-    command += ["--seeds", "1", "--first-seed", str(seed)] + [part for s in settings for part in ("--set", s)]
+    command += ["--seeds", "1", "--first-seed", str(seed)]
+    command += [part for s in args.base + settings for part in ("--set", s)]  # the row's settings win
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     run = json.loads(done.stdout.strip().splitlines()[-1])["runs"][0]
-    return {"row": name, "settings": settings, "preset": args.preset, "minutes": args.minutes, **run}
+    return {"row": name, "settings": settings, "preset": args.preset, "base": args.base, "minutes": args.minutes, **run}
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -75,7 +82,7 @@ def summarise(runs: list[dict]) -> dict:
 def table(results: list[dict]) -> str:
     base = next((r for r in results if r["row"] == ROWS[0][0]), results[0])["full_val_loss"]["mean"]
     lines = [
-        "| change | full val loss (mean ± half spread) | Δ vs cpu-speedrun | steps | val estimate |",
+        "| change | full val loss (mean ± half spread) | Δ vs baseline | steps | val estimate |",
         "|---|---|---|---|---|",
     ]
     for r in results:
@@ -95,11 +102,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("ablations.jsonl"))
     parser.add_argument("--only", nargs="*", help="row names to run (default: all)")
     parser.add_argument("--skip-done", action="store_true", help="keep the runs already in --out")
+    parser.add_argument("--set", dest="base", action="append", default=[], metavar="KEY=VALUE", help="baseline change")
     args = parser.parse_args()
     runs = []
-    if args.skip_done and args.out.exists():  # only runs of the same preset and budget
+    if args.skip_done and args.out.exists():  # only runs of the same preset, baseline and budget
         runs = [json.loads(line) for line in args.out.read_text().splitlines()]
-        runs = [r for r in runs if r.get("preset") == args.preset and r.get("minutes") == args.minutes]
+        same = (args.preset, args.base, args.minutes)
+        runs = [r for r in runs if (r.get("preset"), r.get("base", []), r.get("minutes")) == same]
     elif args.out.exists():
         args.out.unlink()
     done = {(r["row"], r["seed"]) for r in runs}

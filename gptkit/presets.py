@@ -5,8 +5,8 @@ Each preset is plain data (section -> key -> value) applied on top of the datacl
 dropout 0, 2000 iters); `shakespeare` is nanoGPT's `config/train_shakespeare_char.py` (meant for a GPU);
 the `gpt2*` shapes are GPT-2's four sizes (Radford et al. 2019) with nanoGPT's `train_gpt2.py` schedule;
 `llama-tiny` is `cpu-baby`'s size with Llama's choices (RoPE, RMSNorm, SwiGLU, no biases, untied head, GQA);
-`cpu-speedrun` trains that shape (with a 128 block, LayerNorm, QK-norm and a logit soft-cap, with Muon) for
-10 wall-clock minutes with a WSD schedule.
+`cpu-speedrun` trains that shape (plus QK-norm and a logit soft-cap, with Muon) for 10 wall-clock minutes
+with a WSD schedule.
 """
 
 _GPT2_TRAIN = {  # nanoGPT's config/train_gpt2.py: ~0.5M tokens per step on 8 GPUs (here: grad_accum 40)
@@ -91,18 +91,10 @@ PRESETS: dict[str, dict[str, dict]] = {
         "train": dict(_CPU_TRAIN),
     },
     # The best 10-minute CPU recipe found so far (issue 10; docs/speedrun.md has the ablations): llama-tiny's
-    # shape with a 128 block, LayerNorm (fused on CPU, unlike RMSNorm), QK-norm and logit soft-capping, Muon
-    # for the block matrices, trained to a wall-clock budget with WSD. QK-norm and the soft-cap have no
-    # transformers architecture, so this model does not export.
+    # shape with QK-norm and logit soft-capping, Muon for the block matrices, trained to a wall-clock budget
+    # with WSD. QK-norm and the soft-cap have no transformers architecture, so this model does not export.
     "cpu-speedrun": {
-        # block 128 x batch 12: twice cpu-baby's tokens a step (spreads Muon's cost), and more context
-        "model": {
-            **_LLAMA_TINY_MODEL,
-            "block_size": 128,
-            "norm": "layernorm",
-            "qk_norm": True,
-            "logit_softcap": 30.0,
-        },
+        "model": {**_LLAMA_TINY_MODEL, "qk_norm": True, "logit_softcap": 30.0},
         "train": {
             **_CPU_TRAIN,
             "optimizer": "muon",

@@ -129,6 +129,9 @@ def test_rmsnorm_and_swiglu_match_their_textbook_formulas():
         norm.weight.uniform_(0.5, 1.5)
     expected = x / torch.sqrt((x**2).mean(-1, keepdim=True) + 1e-6) * norm.weight
     assert torch.allclose(norm(x), expected, atol=1e-6)
+    # bf16 in (as under autocast): computed in float32, returned in bf16, as close as bf16 can be
+    low = norm(x.bfloat16())
+    assert low.dtype == torch.bfloat16 and torch.allclose(low.float(), expected, rtol=1e-2, atol=1e-2)
     mlp = SwiGLU(GPTConfig(vocab_size=10, n_embd=32, mlp="swiglu", bias=False))
     gate, up, down = mlp.c_gate.weight, mlp.c_fc.weight, mlp.c_proj.weight
     expected = ((x @ gate.T) * torch.sigmoid(x @ gate.T) * (x @ up.T)) @ down.T
