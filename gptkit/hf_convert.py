@@ -182,7 +182,7 @@ def hf_config(m: GPTConfig, arch: str, eos_id: int | None):
             layer_norm_epsilon=m.norm_eps,
             resid_pdrop=m.dropout,
             embd_pdrop=m.dropout,
-            attn_pdrop=m.dropout,
+            attn_pdrop=m.attention_dropout(),
             **common,
         )
         config.architectures = ["GPT2LMHeadModel"]
@@ -199,7 +199,7 @@ def hf_config(m: GPTConfig, arch: str, eos_id: int | None):
             hidden_act="silu",
             attention_bias=m.bias,
             mlp_bias=m.bias,
-            attention_dropout=m.dropout,
+            attention_dropout=m.attention_dropout(),
             **common,
         )
         config.architectures = ["LlamaForCausalLM"]

@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gptkit.config import GPTConfig
+from gptkit.dropout import Dropout, dropout
 
 
 class LayerNorm(nn.Module):
@@ -49,7 +50,7 @@ NORMS = {"layernorm": LayerNorm, "rmsnorm": RMSNorm}
 
 def dropout_layer(p: float) -> nn.Module | None:
     """Dropout, or None when p is 0: skipping the call saves real time when decoding token by token."""
-    return nn.Dropout(p) if p > 0 else None
+    return Dropout(p) if p > 0 else None
 
 
 def rope_tables(head_size: int, length: int, theta: float, device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,7 +111,7 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.n_kv_head = config.n_kv_head or config.n_head
         self.head_size = config.n_embd // config.n_head
-        self.dropout = config.dropout
+        self.dropout = config.attention_dropout()
         self.causal = config.causal
         qkv = (self.n_head + 2 * self.n_kv_head) * self.head_size
         self.c_attn = nn.Linear(config.n_embd, qkv, bias=config.bias)  # q, k, v in one matmul
@@ -140,7 +141,7 @@ class CausalSelfAttention(nn.Module):
         dropout = self.dropout if self.training else 0.0
         causal = self.causal and (cache is None or T > 1)  # one new token after a cache sees all keys
         if self.recorder is not None:  # the explicit path, only when someone asked to see the weights
-            y, weights = explicit_attention(q, k, v, mask, causal=causal, dropout=dropout)
+            y, weights = explicit_attention(q, k, v, mask, causal=causal, p=dropout)
             self.recorder.append(weights.detach())
         elif mask is None:  # causal over these T tokens, or, for one new token after a cache, all keys
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal)
@@ -150,7 +151,7 @@ class CausalSelfAttention(nn.Module):
         return y if self.resid_dropout is None else self.resid_dropout(y)
 
 
-def explicit_attention(q, k, v, mask, *, causal: bool, dropout: float) -> tuple[torch.Tensor, torch.Tensor]:
+def explicit_attention(q, k, v, mask, *, causal: bool, p: float) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(q k^T / sqrt(hs)) v written out, as SDPA computes it; returns (output, weights (B, nh, T, S)).
 
     `mask` (bool, True = may attend) wins over `causal`, as in the SDPA calls above; causal aligns the T
@@ -162,7 +163,7 @@ def explicit_attention(q, k, v, mask, *, causal: bool, dropout: float) -> tuple[
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = scores.softmax(dim=-1)
-    attended = F.dropout(weights, p=dropout) if dropout > 0 else weights
+    attended = dropout(weights, p)
     return attended @ v, weights
 
 

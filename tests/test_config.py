@@ -45,6 +45,7 @@ def test_unknown_key_lists_the_valid_ones():
         ("n_layer=6", "section.key"),
         ("model.n_head=5", "not divisible"),
         ("train.dtype=fp8", "train.dtype"),
+        ("model.attn_dropout=1.5", "model.attn_dropout"),
     ],
 )
 def test_bad_values_name_the_key(pair, expected):

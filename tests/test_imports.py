@@ -7,7 +7,7 @@ import gptkit
 
 PACKAGE = Path(gptkit.__file__).parent
 LAYERS = [
-    {"errors", "atomic", "config", "presets", "runtime"},
+    {"errors", "atomic", "config", "presets", "runtime", "dropout"},
     {"tokenizer", "model", "distributed"},
     {"data", "checkpoint", "generate", "streaming"},
     {"train", "run", "hf", "hf_convert", "evaluate", "evaluate_mlm"},
