@@ -38,6 +38,8 @@ ROWS: list[tuple[str, list[str]]] = [
     ("tied head", ["model.tie_embeddings=true"]),
     ("cosine, not WSD", ["train.schedule=cosine"]),
     ("Muon lr 2e-3", ["train.muon_lr=2e-3"]),
+    ("Muon, 3 Newton-Schulz steps", ["train.muon_ns_steps=3"]),
+    ("Muon, 2 Newton-Schulz steps", ["train.muon_ns_steps=2"]),
     ("lr 2e-3 (Muon and AdamW)", ["train.lr=2e-3"]),
     ("batch 48", ["train.batch_size=48"]),
     ("block 64, batch 24", ["model.block_size=64", "train.batch_size=24"]),
@@ -48,6 +50,7 @@ ROWS: list[tuple[str, list[str]]] = [
     ("wider: 192, 6 heads (3 kv)", ["model.n_embd=192", "model.n_head=6", "model.n_kv_head=3"]),
     ("deeper: 6 layers", ["model.n_layer=6"]),
     ("dropout 0.1", ["model.dropout=0.1"]),
+    ("dropout 0.1, none on attention", ["model.dropout=0.1", "model.attn_dropout=0"]),
 ]
 
 

@@ -158,12 +158,32 @@ def test_resumed_settings_reach_both_optimizers():
 
     model = build(pos="rope", mlp="swiglu", bias=False)
     optimizer = build_optimizer(model, TrainConfig(optimizer="muon"), torch.device("cpu"))
-    changed = TrainConfig(optimizer="muon", lr=1e-3, muon_lr=5e-3, muon_momentum=0.9, weight_decay=0.05, beta2=0.95)
+    changed = TrainConfig(
+        optimizer="muon", lr=1e-3, muon_lr=5e-3, muon_momentum=0.9, weight_decay=0.05, beta2=0.95, muon_ns_steps=3
+    )
     apply_optimizer_settings(optimizer, changed)
     set_lr(optimizer, 1e-3)
     (muon, _), (adamw, _) = optimizer.parts
     assert muon.param_groups[0]["lr"] == pytest.approx(5e-3) and muon.param_groups[0]["momentum"] == 0.9
     assert muon.param_groups[0]["weight_decay"] == 0.05 and adamw.param_groups[0]["weight_decay"] == 0.05
+    assert muon.param_groups[0]["ns_steps"] == 3
     assert adamw.param_groups[0]["betas"] == (0.9, 0.95) and adamw.param_groups[1]["weight_decay"] == 0.0
     with pytest.raises(GptkitError, match="muon_lr"):
         resolve_config(overrides=["train.muon_lr=-1"]).validate()
+
+
+@needs_muon
+def test_fewer_newton_schulz_steps_change_the_update_and_five_is_the_default():
+    assert TrainConfig().muon_ns_steps == 5  # PyTorch's and Jordan et al.'s choice
+    x, y = batch()
+    updated = []
+    for steps in (5, 5, 2):
+        model = build(pos="rope", mlp="swiglu", bias=False)
+        optimizer = build_optimizer(model, TrainConfig(optimizer="muon", muon_ns_steps=steps), torch.device("cpu"))
+        assert optimizer.parts[0][0].param_groups[0]["ns_steps"] == steps
+        model(x, y)[1].backward()
+        optimizer.step()
+        updated.append(model.transformer.h[0].mlp.c_fc.weight.detach().clone())
+    assert torch.equal(updated[0], updated[1]) and not torch.allclose(updated[0], updated[2])
+    with pytest.raises(GptkitError, match="muon_ns_steps"):
+        resolve_config(overrides=["train.muon_ns_steps=0"]).validate()

@@ -59,6 +59,7 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devi
         lr=cfg.muon_lr or cfg.lr,
         weight_decay=cfg.weight_decay,
         momentum=cfg.muon_momentum,
+        ns_steps=cfg.muon_ns_steps,
         adjust_lr_fn="match_rms_adamw",  # Moonshot's scaling: AdamW's lr and weight decay carry over
     )
     return OptimizerSet([(muon, (cfg.muon_lr or cfg.lr) / cfg.lr), (_adamw(rest, cfg, device), 1.0)])
@@ -84,6 +85,7 @@ def apply_optimizer_settings(optimizer, cfg: TrainConfig) -> None:
         else:
             for group in part.param_groups:
                 group["weight_decay"], group["momentum"] = cfg.weight_decay, cfg.muon_momentum
+                group["ns_steps"] = cfg.muon_ns_steps
     if isinstance(optimizer, OptimizerSet):
         optimizer.parts[0] = (optimizer.parts[0][0], (cfg.muon_lr or cfg.lr) / cfg.lr)
 
