@@ -157,8 +157,9 @@ def cmd_eval(args) -> None:
     run = load_run(args.run, weights=args.weights, device=args.device or "auto")
     if not run.model.config.causal:
         return _eval_masked(run, args)
-    results = [evaluate_dataset(run, d, split=args.split, max_tokens=args.max_tokens) for d in args.data]
-    results += [evaluate_text(run, t, max_tokens=args.max_tokens) for t in args.text]
+    limits = {"max_tokens": args.max_tokens, "context": args.context}
+    results = [evaluate_dataset(run, d, split=args.split, **limits) for d in args.data]
+    results += [evaluate_text(run, t, **limits) for t in args.text]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
         return
@@ -174,6 +175,8 @@ def _eval_masked(run, args) -> None:
 
     if args.text:
         raise GptkitError("eval: a masked LM is evaluated on prepared data (--data DIR), not --text")
+    if args.context is not None:
+        raise GptkitError("eval: --context is for causal models; a masked LM is scored on whole passages")
     whole_word = {"run": None, "yes": True, "no": False}[args.whole_word]
     results = [
         evaluate_masked(run, d, split=args.split, whole_word=whole_word, max_tokens=args.max_tokens) for d in args.data
@@ -295,6 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", action="append", default=[], help="a raw UTF-8 text file (repeatable)")
     p.add_argument("--split", default="val", choices=["val", "train"], help="split of --data (default val)")
     p.add_argument("--max-tokens", type=int, default=None, help="score at most this many tokens of each")
+    p.add_argument(
+        "--context",
+        type=int,
+        default=None,
+        help="score in windows of this many tokens (default: the model's block_size); compares models of "
+        "different block sizes like for like",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--weights", default="last", choices=["last", "best"])
     p.add_argument("--device", default=None)

@@ -1,8 +1,9 @@
 """`gptkit eval`: loss, perplexity and bits per byte of a trained run on prepared data or a raw text file.
 
-The text is cut into consecutive windows of `block_size + 1` tokens and every token after the first of a
-window is scored with the context before it in that window (non-overlapping windows: simple and fast; a
-sliding window would score slightly lower). Bits per byte divides the total loss (in bits) by the UTF-8
+The text is cut into consecutive windows of `block_size + 1` tokens (or `context + 1`, to compare models
+of different block sizes like for like) and every token after the first of a window is scored with the
+context before it in that window (non-overlapping windows: simple and fast; a sliding window would score
+slightly lower). Bits per byte divides the total loss (in bits) by the UTF-8
 bytes the scored tokens stand for, so it compares models with different tokenizers. Entry points:
 `evaluate_dataset`, `evaluate_text`.
 """
@@ -85,8 +86,21 @@ def score(run, windows: Iterable[np.ndarray], name: str, batch_size: int = 16) -
     return EvalResult(name, tokens, num_bytes, loss, math.exp(loss), nats / math.log(2) / max(num_bytes, 1))
 
 
-def evaluate_dataset(run, path, *, split: str = "val", max_tokens: int | None = None) -> EvalResult:
-    """Score one split of a prepared dataset, which must use the run's tokenizer."""
+def window_length(run, context: int | None) -> int:
+    """Tokens of context per scoring window: `context`, or the model's block size when None."""
+    block = run.model.config.block_size
+    if context is None:
+        return block
+    if not 1 <= context <= block:
+        raise GptkitError(f"--context {context}: must be between 1 and the model's block_size ({block})")
+    return context
+
+
+def evaluate_dataset(
+    run, path, *, split: str = "val", max_tokens: int | None = None, context: int | None = None
+) -> EvalResult:
+    """Score one split of a prepared dataset, which must use the run's tokenizer, in windows of `context`
+    tokens (default: the model's block size)."""
     from gptkit.data.dataset import TokenDataset
     from gptkit.tokenizer import load_tokenizer
 
@@ -98,12 +112,13 @@ def evaluate_dataset(run, path, *, split: str = "val", max_tokens: int | None = 
         )
     if dataset.num_tokens(split) < 2:
         raise GptkitError(f"--data {path}: the {split} split is empty; evaluate --split train or prepare again")
-    windows = dataset.windows(split, run.model.config.block_size, max_tokens)
+    windows = dataset.windows(split, window_length(run, context), max_tokens)
     return score(run, windows, f"{dataset.name}/{split}")
 
 
-def evaluate_text(run, path, *, max_tokens: int | None = None) -> EvalResult:
-    """Score a raw UTF-8 text file (encoded with the run's tokenizer)."""
+def evaluate_text(run, path, *, max_tokens: int | None = None, context: int | None = None) -> EvalResult:
+    """Score a raw UTF-8 text file (encoded with the run's tokenizer), in windows as `evaluate_dataset`."""
+    block = window_length(run, context)
     path = Path(path)
     if not path.is_file():
         raise GptkitError(f"--text {path}: no such file")
@@ -119,6 +134,5 @@ def evaluate_text(run, path, *, max_tokens: int | None = None) -> EvalResult:
         raise GptkitError(f"--text {path}: {err}") from None
     if max_tokens is not None:
         ids = ids[: max_tokens + 1]
-    block = run.model.config.block_size
     windows = (ids[start : start + block + 1] for start in range(0, max(len(ids) - 1, 0), block))
     return score(run, windows, path.name)

@@ -42,3 +42,31 @@ def test_bits_per_byte_does_not_count_separators_as_text(tmp_path):
     tok = import_gpt2(GPT2_DIR / "encoder.json", GPT2_DIR / "vocab.bpe")
     lengths = byte_lengths(tok, tok.vocab_size)
     assert lengths[50256] == 0 and lengths[15496] == len(b"Hello")
+
+
+def test_eval_context_scores_shorter_windows_exactly(trained_run, small_data, capsys):
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from helpers import read_split
+
+    run = gptkit.load(trained_run)
+    block = run.model.config.block_size
+    assert evaluate_dataset(run, small_data, context=block).loss == evaluate_dataset(run, small_data).loss
+    context = block // 4
+    short = evaluate_dataset(run, small_data, context=context)
+    ids = read_split(small_data, "val").astype(np.int64)
+    nats, count = 0.0, 0
+    with torch.no_grad():  # by hand: windows of context + 1 tokens, each token after the first scored once
+        for start in range(0, len(ids) - 1, context):
+            window = torch.from_numpy(ids[start : start + context + 1])[None]
+            logits, _ = run.model(window[:, :-1])
+            nats += F.cross_entropy(logits[0], window[0, 1:], reduction="sum").item()
+            count += window.size(1) - 1
+    assert short.tokens == count == len(ids) - 1
+    assert short.loss == pytest.approx(nats / count, rel=1e-5)
+    assert main(["eval", str(trained_run), "--data", str(small_data), "--context", str(context), "--json"]) == 0
+    assert f'"loss": {short.loss}' in capsys.readouterr().out
+    for bad in (0, block + 1):
+        with pytest.raises(GptkitError, match=f"--context {bad}: must be between 1 and the model's block_size"):
+            evaluate_dataset(run, small_data, context=bad)
