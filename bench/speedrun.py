@@ -5,7 +5,10 @@ Each seed is one `gptkit train` run with `train.time_budget_s` = minutes * 60 (o
 and `train.seed` = the seed. Two figures per run: `val_loss`, the run's own final estimate
 (`train.eval_iters` random batches, after the budget: `wall_s` includes it and the start-up), and
 `full_val_loss`, every token of the val split scored once in block-sized windows (`gptkit eval`), which has
-no sampling noise. Run it on an otherwise idle machine: the minutes budget is wall-clock time.
+no sampling noise. A model with a longer block also sees more context per scored token, so
+`full_val_loss_64` scores the same split in windows of 64 tokens (the block of nanoGPT's CPU recipe and of
+`cpu-baby`; `gptkit eval --context 64`): like for like across presets. Run it on an otherwise idle machine:
+the minutes budget is wall-clock time.
 Usage: python bench/speedrun.py [--preset cpu-speedrun] [--minutes 10 | --iters N] [--seeds 3] [--set k=v ...]
 """
 
@@ -56,12 +59,15 @@ def main() -> None:
             began = time.perf_counter()
             result = train(config, Path(tmp) / f"seed{seed}", echo=lambda line: None, progress=False)
             wall_s = time.perf_counter() - began
-            full = evaluate_dataset(load_run(Path(tmp) / f"seed{seed}", device="cpu"), data)
+            run = load_run(Path(tmp) / f"seed{seed}", device="cpu")
+            full = evaluate_dataset(run, data)
+            full_64 = evaluate_dataset(run, data, context=min(64, run.model.config.block_size))
             results.append(
                 {
                     "seed": seed,
                     "val_loss": round(result.val_loss, 4),
                     "full_val_loss": round(full.loss, 4),
+                    "full_val_loss_64": round(full_64.loss, 4),
                     "steps": result.step,
                     "wall_s": round(wall_s, 1),
                 }
@@ -73,6 +79,7 @@ def main() -> None:
         "runs": results,
         "val_loss": summarise([r["val_loss"] for r in results]),
         "full_val_loss": summarise([r["full_val_loss"] for r in results]),
+        "full_val_loss_64": summarise([r["full_val_loss_64"] for r in results]),
     }
     print(json.dumps(summary))
 
