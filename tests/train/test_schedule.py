@@ -70,6 +70,7 @@ def test_speedrun_preset_and_bad_schedules():
     assert config.train.time_budget_s == 600 and config.train.schedule == "wsd"
     assert config.train.optimizer == "muon" and config.model.qk_norm and config.model.logit_softcap == 30
     assert (config.model.block_size, config.train.batch_size, config.model.norm) == (64, 12, "rmsnorm")
+    assert (config.train.weight_decay, config.train.final_lr) == (0.3, 0.0)
     for bad in ("train.schedule=linear", "train.cooldown_frac=0", "train.time_budget_s=-1"):
         with pytest.raises(GptkitError):
             resolve_config(overrides=[bad]).validate()
