@@ -6,8 +6,9 @@ and `train.seed` = the seed. Two figures per run: `val_loss`, the run's own fina
 (`train.eval_iters` random batches, after the budget: `wall_s` includes it and the start-up), and
 `full_val_loss`, every token of the val split scored once in block-sized windows (`gptkit eval`), which has
 no sampling noise. A model with a longer block also sees more context per scored token, so
-`full_val_loss_64` scores the same split in windows of 64 tokens (the block of nanoGPT's CPU recipe and of
-`cpu-baby`; `gptkit eval --context 64`): like for like across presets. Run it on an otherwise idle machine:
+`full_val_loss_64` scores the same split in windows of 64 tokens, or of the block if it is shorter (64 is
+the block of nanoGPT's CPU recipe and of `cpu-baby`; `gptkit eval --context 64`): like for like across
+presets. Run it on an otherwise idle machine:
 the minutes budget is wall-clock time.
 Usage: python bench/speedrun.py [--preset cpu-speedrun] [--minutes 10 | --iters N] [--seeds 3] [--set k=v ...]
 """

@@ -163,9 +163,11 @@ def cmd_eval(args) -> None:
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
         return
-    print(f"{'data':<28} {'tokens':>10} {'loss':>8} {'perplexity':>11} {'bits/byte':>10}")
+    print(f"{'data':<28} {'tokens':>10} {'context':>8} {'loss':>8} {'perplexity':>11} {'bits/byte':>10}")
     for r in results:
-        print(f"{r.name:<28} {r.tokens:>10,} {r.loss:>8.4f} {r.perplexity:>11.3f} {r.bits_per_byte:>10.4f}")
+        print(
+            f"{r.name:<28} {r.tokens:>10,} {r.context:>8} {r.loss:>8.4f} {r.perplexity:>11.3f} {r.bits_per_byte:>10.4f}"
+        )
 
 
 def _eval_masked(run, args) -> None:

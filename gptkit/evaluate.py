@@ -28,6 +28,7 @@ class EvalResult:
     loss: float  # mean cross-entropy per token, in nats
     perplexity: float
     bits_per_byte: float
+    context: int  # tokens per scoring window: each token is predicted from up to this many before it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,8 +64,8 @@ def _batches(windows: Iterable[np.ndarray], batch_size: int) -> Iterator[np.ndar
         yield np.stack(pending)
 
 
-def score(run, windows: Iterable[np.ndarray], name: str, batch_size: int = 16) -> EvalResult:
-    """Sum the loss of every scored token of `windows` (arrays of ids) under `run.model`."""
+def score(run, windows: Iterable[np.ndarray], name: str, context: int, batch_size: int = 16) -> EvalResult:
+    """Sum the loss of every scored token of `windows` (arrays of at most `context + 1` ids) under `run.model`."""
     if run.tokenizer is None:
         raise GptkitError(f"{run.run_dir} has no tokenizer; bits per byte needs one (import with --tokenizer)")
     lengths = torch.from_numpy(byte_lengths(run.tokenizer, run.model.config.vocab_size))
@@ -83,7 +84,8 @@ def score(run, windows: Iterable[np.ndarray], name: str, batch_size: int = 16) -
     if tokens == 0:
         raise GptkitError(f"{name}: nothing to evaluate (fewer than 2 tokens)")
     loss = nats / tokens
-    return EvalResult(name, tokens, num_bytes, loss, math.exp(loss), nats / math.log(2) / max(num_bytes, 1))
+    bits_per_byte = nats / math.log(2) / max(num_bytes, 1)
+    return EvalResult(name, tokens, num_bytes, loss, math.exp(loss), bits_per_byte, context)
 
 
 def window_length(run, context: int | None) -> int:
@@ -92,7 +94,7 @@ def window_length(run, context: int | None) -> int:
     if context is None:
         return block
     if not 1 <= context <= block:
-        raise GptkitError(f"--context {context}: must be between 1 and the model's block_size ({block})")
+        raise GptkitError(f"context {context} (--context): must be between 1 and the model's block_size ({block})")
     return context
 
 
@@ -112,13 +114,14 @@ def evaluate_dataset(
         )
     if dataset.num_tokens(split) < 2:
         raise GptkitError(f"--data {path}: the {split} split is empty; evaluate --split train or prepare again")
-    windows = dataset.windows(split, window_length(run, context), max_tokens)
-    return score(run, windows, f"{dataset.name}/{split}")
+    context = window_length(run, context)
+    windows = dataset.windows(split, context, max_tokens)
+    return score(run, windows, f"{dataset.name}/{split}", context)
 
 
 def evaluate_text(run, path, *, max_tokens: int | None = None, context: int | None = None) -> EvalResult:
     """Score a raw UTF-8 text file (encoded with the run's tokenizer), in windows as `evaluate_dataset`."""
-    block = window_length(run, context)
+    context = window_length(run, context)
     path = Path(path)
     if not path.is_file():
         raise GptkitError(f"--text {path}: no such file")
@@ -134,5 +137,5 @@ def evaluate_text(run, path, *, max_tokens: int | None = None, context: int | No
         raise GptkitError(f"--text {path}: {err}") from None
     if max_tokens is not None:
         ids = ids[: max_tokens + 1]
-    windows = (ids[start : start + block + 1] for start in range(0, max(len(ids) - 1, 0), block))
-    return score(run, windows, path.name)
+    windows = (ids[start : start + context + 1] for start in range(0, max(len(ids) - 1, 0), context))
+    return score(run, windows, path.name, context)

@@ -92,7 +92,7 @@ PRESETS: dict[str, dict[str, dict]] = {
     },
     # The best 10-minute CPU recipe found so far (issue 10; docs/speedrun.md has the ablations): llama-tiny's
     # shape with QK-norm and logit soft-capping, Muon for the block matrices, trained to a wall-clock budget
-    # with WSD, cooling down to 0 with weight decay 0.3 (the 10-minute model overfits: round 6 of the doc).
+    # with WSD, cooling down to 0 with weight decay 0.3 (the 10-minute model overfits; the doc's round 6).
     # QK-norm and the soft-cap have no transformers architecture, so this model does not export.
     "cpu-speedrun": {
         "model": {**_LLAMA_TINY_MODEL, "qk_norm": True, "logit_softcap": 30.0},

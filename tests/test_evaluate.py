@@ -44,7 +44,7 @@ def test_bits_per_byte_does_not_count_separators_as_text(tmp_path):
     assert lengths[50256] == 0 and lengths[15496] == len(b"Hello")
 
 
-def test_eval_context_scores_shorter_windows_exactly(trained_run, small_data, capsys):
+def test_eval_context_scores_shorter_windows_exactly(trained_run, small_data, tmp_path, capsys):
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -55,7 +55,7 @@ def test_eval_context_scores_shorter_windows_exactly(trained_run, small_data, ca
     assert evaluate_dataset(run, small_data, context=block).loss == evaluate_dataset(run, small_data).loss
     context = block // 4
     short = evaluate_dataset(run, small_data, context=context)
-    ids = read_split(small_data, "val").astype(np.int64)
+    ids = read_split(small_data, "val").astype(np.int64)  # small_data has one val shard: one run of windows
     nats, count = 0.0, 0
     with torch.no_grad():  # by hand: windows of context + 1 tokens, each token after the first scored once
         for start in range(0, len(ids) - 1, context):
@@ -66,7 +66,15 @@ def test_eval_context_scores_shorter_windows_exactly(trained_run, small_data, ca
     assert short.tokens == count == len(ids) - 1
     assert short.loss == pytest.approx(nats / count, rel=1e-5)
     assert main(["eval", str(trained_run), "--data", str(small_data), "--context", str(context), "--json"]) == 0
-    assert f'"loss": {short.loss}' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f'"loss": {short.loss}' in out and f'"context": {context}' in out
+    text_file = tmp_path / "val.txt"  # the same tokens as raw text (a char tokenizer round-trips them)
+    text_file.write_text(run.tokenizer.decode(ids.tolist()), encoding="utf-8")
+    from_text = evaluate_text(run, text_file, context=context)
+    assert (from_text.tokens, from_text.context) == (count, context)
+    assert from_text.loss == pytest.approx(short.loss, rel=1e-6)
+    assert main(["eval", str(trained_run), "--text", str(text_file), "--context", str(block + 1)]) == 2
+    assert f"context {block + 1} (--context): must be between 1" in capsys.readouterr().err
     for bad in (0, block + 1):
-        with pytest.raises(GptkitError, match=f"--context {bad}: must be between 1 and the model's block_size"):
+        with pytest.raises(GptkitError, match=f"context {bad} \\(--context\\): must be between 1 and"):
             evaluate_dataset(run, small_data, context=bad)
