@@ -85,12 +85,15 @@ def summarise(runs: list[dict]) -> dict:
         mine = [r for r in runs if r["row"] == name]
         if mine:
             full = [r["full_val_loss"] for r in mine]
+            short = [r.get("full_val_loss_64") for r in mine]  # runs older than round 6 lack it
             rows.append(
                 {
                     "row": name,
                     "seeds": [r["seed"] for r in mine],
                     "full_val_loss": {"mean": statistics.mean(full), "spread": max(full) - min(full)},
                     "val_loss": {"mean": statistics.mean(r["val_loss"] for r in mine)},
+                    # in 64-token windows, so that rows with a longer block compare like for like
+                    "full_val_loss_64": None if None in short else {"mean": statistics.mean(short)},
                     "runs": mine,
                 }
             )
@@ -100,13 +103,14 @@ def summarise(runs: list[dict]) -> dict:
 def table(results: list[dict]) -> str:
     base = next((r for r in results if r["row"] == ROWS[0][0]), results[0])["full_val_loss"]["mean"]
     lines = [
-        "| change | full val loss (mean ± half spread) | Δ vs baseline | steps | val estimate |",
-        "|---|---|---|---|---|",
+        "| change | full val loss (mean ± half spread) | Δ vs baseline | in 64-token windows | steps | val estimate |",
+        "|---|---|---|---|---|---|",
     ]
     for r in results:
         full, steps = r["full_val_loss"], [run["steps"] for run in r["runs"]]
+        short = f"{r['full_val_loss_64']['mean']:.4f}" if r["full_val_loss_64"] else "—"
         lines.append(
-            f"| {r['row']} | {full['mean']:.4f} ± {full['spread'] / 2:.4f} | {full['mean'] - base:+.4f} | "
+            f"| {r['row']} | {full['mean']:.4f} ± {full['spread'] / 2:.4f} | {full['mean'] - base:+.4f} | {short} | "
             f"{min(steps):,}–{max(steps):,} | {r['val_loss']['mean']:.4f} |"
         )
     return "\n".join(lines)
