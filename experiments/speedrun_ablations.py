@@ -4,7 +4,8 @@ machine. The runs are interleaved, seed by seed (seed 1 of every row, then seed 
 machine that drifts faster or slower over the hours weighs on every row alike. Each run is appended to
 `--out` as one JSON line as soon as it is done (a stopped experiment keeps what it measured; `--skip-done`
 goes on from there). Finally prints a Markdown table: mean ± half the spread of the full val loss (every
-val token scored once), the steps done, and the difference from the first row. Run it on an otherwise idle
+val token scored once), the difference from the first row, the full val loss in 64-token windows (like for
+like across block sizes), the steps done and the val estimate. Run it on an otherwise idle
 machine: the budget is wall-clock time. About rows x seeds x (minutes + 0.2) minutes.
 `--set KEY=VALUE` changes the baseline itself (every row, before the row's own settings), which is how an
 earlier round of docs/speedrun.md is re-run on today's preset; each run records it as `base`.
@@ -85,7 +86,7 @@ def summarise(runs: list[dict]) -> dict:
         mine = [r for r in runs if r["row"] == name]
         if mine:
             full = [r["full_val_loss"] for r in mine]
-            short = [r.get("full_val_loss_64") for r in mine]  # runs older than round 6 lack it
+            short = [r.get("full_val_loss_64") for r in mine]  # runs from before bench/speedrun.py recorded it lack it
             rows.append(
                 {
                     "row": name,
