@@ -3,9 +3,8 @@
 The text is cut into consecutive windows of `block_size + 1` tokens (or `context + 1`, to compare models
 of different block sizes like for like) and every token after the first of a window is scored with the
 context before it in that window (non-overlapping windows: simple and fast; a sliding window would score
-slightly lower). Bits per byte divides the total loss (in bits) by the UTF-8
-bytes the scored tokens stand for, so it compares models with different tokenizers. Entry points:
-`evaluate_dataset`, `evaluate_text`.
+slightly lower). Bits per byte divides the total loss (in bits) by the UTF-8 bytes the scored tokens stand
+for, so it compares models with different tokenizers. Entry points: `evaluate_dataset`, `evaluate_text`.
 """
 
 import math
