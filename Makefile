@@ -25,8 +25,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check gptkit tests bench
-	$(BIN)/ruff format --check gptkit tests bench
+	$(BIN)/ruff check gptkit tests bench experiments
+	$(BIN)/ruff format --check gptkit tests bench experiments
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_speed.py --preset cpu-baby
