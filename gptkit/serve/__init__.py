@@ -37,6 +37,13 @@ def serve(run, settings: ServeSettings, log_level: str = "info") -> None:
 
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("gptkit.serve.serve runs the model on the main thread; call it from there")
+    if not is_loopback(settings.host) and not settings.api_key and not settings.insecure_no_api_key:
+        from gptkit.errors import GptkitError
+
+        raise GptkitError(
+            f"--host {settings.host}: listening beyond this machine without --api-key lets anyone who can reach "
+            "the port use it; set --api-key KEY (or GPTKIT_API_KEY), or pass --insecure-no-api-key if you mean it"
+        )
     app = build_app(run, settings)
     try:
         sock = bind(settings.host, settings.port)

@@ -12,21 +12,20 @@ import json
 import time
 import uuid
 from importlib import resources
-from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from gptkit.errors import GptkitError
 from gptkit.serve.errors import ApiError
+from gptkit.serve.hosts import HostCheck, allowed_names
 from gptkit.serve.requests import CompletionRequest, parse_completion_request
-from gptkit.serve.settings import ServeSettings, is_loopback
+from gptkit.serve.settings import ServeSettings
 from gptkit.serve.worker import TIMED_OUT, Choice, Job, ModelWorker
 from gptkit.tokenizer.char import UnknownCharacterError
 
@@ -64,18 +63,26 @@ def encode_prompt(run, prompt: str, limit: int, longest: int) -> list[int]:
     return ids
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes, and with 408 when it
+    has not all arrived within `timeout_s` (a client trickling bytes would hold the connection forever)."""
     declared = request.headers.get("content-length", "")
     too_big = ApiError(413, f"the request body is larger than the server's limit of {limit:,} bytes; send less")
     if declared.isdigit() and int(declared) > limit:
         raise too_big
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_big
-    return bytes(body)
+
+    async def receive_all() -> bytes:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_big
+        return bytes(body)
+
+    try:
+        return await asyncio.wait_for(receive_all(), timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within {timeout_s:g} s; send it at once") from None
 
 
 async def cancel_on_disconnect(request: Request, job: Job) -> None:
@@ -140,7 +147,7 @@ class CompletionsApp:
 
     async def completions(self, request: Request) -> Response:
         self.check_caller(request)
-        body = await read_body(request, self.settings.max_body_bytes)
+        body = await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s)
         completion = parse_completion_request(body, self.settings)
         if completion.model not in (None, self.model_id):
             message = f"model {completion.model!r} is not served here; this server has {self.model_id!r}"
@@ -245,10 +252,7 @@ class CompletionsApp:
 
     # -- checks ------------------------------------------------------------------------------------------
     def check_caller(self, request: Request) -> None:
-        """The API key when the server has one; and no cross-site calls from another page in a browser."""
-        origin = request.headers.get("origin")
-        if origin and urlsplit(origin).netloc != request.headers.get("host"):
-            raise ApiError(403, f"requests from pages of {origin} are refused; call the API from its own address")
+        """The API key when the server has one (Host and Origin were checked by `HostCheck` already)."""
         if not self.settings.api_key:
             return
         given = request.headers.get("authorization", "")
@@ -274,10 +278,7 @@ def build_app(run, settings: ServeSettings) -> Starlette:
         Route("/v1/models", api.models, methods=["GET"]),
         Route("/v1/completions", api.completions, methods=["POST"]),
     ]
-    middleware = []
-    if is_loopback(settings.host) and ":" not in settings.host:  # DNS rebinding: only local names reach it
-        hosts = ["127.0.0.1", "localhost", settings.host]
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=hosts))
+    middleware = [Middleware(HostCheck, names=allowed_names(settings.host, settings.allow_hosts))]
     app = Starlette(
         routes=routes,
         middleware=middleware,

@@ -15,7 +15,7 @@ from gptkit.serve.settings import ServeSettings
 
 
 class CompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False)
+    model_config = ConfigDict(extra="forbid", strict=True)  # "5" or true is no max_tokens, as with OpenAI
 
     model: str | None = None
     prompt: str | list[str] = ""

@@ -16,6 +16,9 @@ class ServeSettings:
     max_queue: int = 64  # requests waiting for the model; more get 503
     timeout_s: float = 60.0  # a request's limit from arrival to its last token (queue time included)
     model_name: str = ""  # the id in /v1/models; default: the run directory's name
+    allow_hosts: tuple[str, ...] = ()  # Host names accepted besides IP addresses, localhost and `host`
+    body_timeout_s: float = 10.0  # a request body must arrive within this (a slow trickle is refused with 408)
+    insecure_no_api_key: bool = False  # listen beyond loopback without an API key (refused unless set)
 
 
 def is_loopback(host: str) -> bool:
