@@ -7,8 +7,8 @@ import gptkit
 
 PACKAGE = Path(gptkit.__file__).parent
 LAYERS = [
-    {"errors", "atomic", "config", "presets", "runtime", "dropout"},
-    {"tokenizer", "model", "distributed"},
+    {"errors", "atomic", "config", "presets", "runtime", "dropout", "paths"},
+    {"tokenizer", "model", "distributed", "memory"},
     {"data", "checkpoint", "generate", "streaming"},
     {"train", "run", "hf", "hf_convert", "evaluate", "evaluate_mlm"},
     {"chat", "info", "experiments", "viz", "serve"},

@@ -4,11 +4,15 @@ Two passes over the input, each in bounded blocks so memory does not grow with t
 characters (and, for a new char tokenizer, collects the alphabet) and hashes every file; the second encodes
 blocks in a pool of worker processes, in order, into shards of bounded size. Each file (or JSON line) is a
 document; `<|endoftext|>` goes between documents when the tokenizer has it. The last `val_fraction` of all
-characters is the validation split, as nanoGPT splits Tiny Shakespeare. `meta.json` is written last and a
-re-run deletes it first, so a folder with a manifest is always complete. Entry point: `prepare`.
+characters is the validation split, as nanoGPT splits Tiny Shakespeare. The new dataset is built in a hidden
+folder beside `out` and moved in only when complete, `meta.json` last: a prepare that fails leaves the previous
+dataset untouched, and a folder with a manifest is always complete. Entry point: `prepare`.
 """
 
 import json
+import os
+import shutil
+import tempfile
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -21,6 +25,7 @@ from gptkit.atomic import atomic_write_text
 from gptkit.data.shards import SHARD_TOKENS, ShardWriter, remove_outputs, token_dtype
 from gptkit.data.sources import BUNDLED, Source, iter_documents, resolve_sources
 from gptkit.errors import GptkitError
+from gptkit.paths import check_output_folder, shown
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
 from gptkit.tokenizer.bpe import BPETokenizer
 from gptkit.tokenizer.char import CharTokenizer
@@ -216,6 +221,8 @@ def prepare(
         raise GptkitError(f"--val-fraction {val_fraction}: must be in [0, 1), e.g. 0.1")
     if workers < 1:
         raise GptkitError(f"--workers {workers}: must be at least 1")
+    out = Path(out_dir)
+    check_output_folder(out)
     sources = resolve_sources(paths)
     tok = load_tokenizer(tokenizer) if tokenizer != "char" else None
     total, alphabet = _scan(sources, text_field, tok)
@@ -234,10 +241,11 @@ def prepare(
     split_at = int(total * (1.0 - val_fraction))
     dtype = token_dtype(tok.vocab_size)
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    remove_outputs(out)
-    writers = {split: ShardWriter(out, split, dtype, shard_tokens) for split in ("train", "val")}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Everything is written into a hidden folder beside `out` and moved in only when complete: a prepare that
+    # fails (or is killed) leaves the previous dataset in `out` as it was.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".preparing", dir=out.parent))
+    writers = {split: ShardWriter(staging, split, dtype, shard_tokens) for split in ("train", "val")}
     try:
         chunker = tok.compiled if cut == "words" else None
         jobs = _jobs(sources, text_field, split_at, separator, isinstance(tok, CharTokenizer), cut, chunker)
@@ -246,12 +254,19 @@ def prepare(
         shards = {split: writer.close() for split, writer in writers.items()}
         changed = [s.path for s, h in zip(sources, hashes) if s.sha256 != h]
         if changed:
-            raise GptkitError(f"{changed[0]}: the file changed while it was being prepared; run prepare again")
-    except BaseException:
+            raise GptkitError(f"{shown(changed[0])}: the file changed while it was being prepared; run prepare again")
+        meta = _manifest(tok, shards, sources, total, val_fraction, separator, dtype)
+        tok.save(staging / TOKENIZER_FILE)
+        atomic_write_text(staging / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False))
+        _move_into(staging, out)
+    finally:
         for writer in writers.values():
-            writer.abort()
-        raise
-    tok.save(out / TOKENIZER_FILE)
+            writer.abort()  # closes a shard still open after an error; nothing once all are closed
+        shutil.rmtree(staging, ignore_errors=True)
+    return meta
+
+
+def _manifest(tok, shards: dict, sources: list[Source], total: int, val_fraction, separator, dtype) -> dict:
     counts = {split: sum(s["tokens"] for s in shards[split]) for split in shards}
     meta = {
         "format_version": FORMAT_VERSION,
@@ -267,8 +282,18 @@ def prepare(
         "splits": shards,
         "sources": [s.manifest() for s in sources],
     }
-    atomic_write_text(out / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False))
     return meta
+
+
+def _move_into(staging: Path, out: Path) -> None:
+    """Replace the dataset in `out` by the complete one in `staging`: the old manifest goes first and the new one
+    comes last, so `out` never looks complete while it is not; only renames happen in between."""
+    out.mkdir(exist_ok=True)
+    remove_outputs(out)
+    for path in sorted(staging.iterdir()):
+        if path.name != META_FILE:
+            os.replace(path, out / path.name)
+    os.replace(staging / META_FILE, out / META_FILE)
 
 
 def _encoded(jobs: Iterator, tok, workers: int) -> Iterator[tuple[str, np.ndarray]]:

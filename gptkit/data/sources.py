@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gptkit.errors import GptkitError
+from gptkit.paths import input_problem, shown
 
 BUNDLED = {
     "shakespeare": Path(__file__).parent / "tinyshakespeare.txt",
@@ -39,7 +40,7 @@ class Source:
 
     def manifest(self) -> dict:
         return {
-            "path": str(self.path),
+            "path": shown(self.path),  # a file name that is not UTF-8 is stored escaped
             "bytes": self.num_bytes,
             "sha256": self.sha256,
             "characters": self.characters,
@@ -70,13 +71,14 @@ def resolve_sources(paths: list[str]) -> list[Source]:
                 if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not found:
-                raise GptkitError(f"{path}: the folder has no files; point at a folder of text files")
+                raise GptkitError(f"{shown(path)}: the folder has no files; point at a folder of text files")
             files.extend(found)
         elif arg in BUNDLED:
             files.append(BUNDLED[arg])
         else:
+            problem = input_problem(path) or "no such file or folder"
             raise GptkitError(
-                f"{arg}: no such file or folder; pass text files, a folder, or a bundled name ({', '.join(BUNDLED)})"
+                f"{shown(arg)}: {problem}; pass text files, a folder, or a bundled name ({', '.join(BUNDLED)})"
             )
     return [_source(p) for p in files]
 
@@ -101,7 +103,12 @@ class _HashingReader(io.RawIOBase):
 def _text_blocks(source: Source) -> Iterator[str]:
     """The file's text in blocks of about READ_BYTES, decoded strictly as UTF-8."""
     source.num_bytes = 0
-    with open(source.path, "rb") as raw:
+    try:
+        raw = open(source.path, "rb")
+    except OSError as err:  # e.g. deleted since the first pass
+        problem = input_problem(source.path) or err.strerror
+        raise GptkitError(f"{shown(source.path)}: cannot open it ({problem}); check the file and run again") from None
+    with raw:
         hashing = _HashingReader(raw, source)
         stream = gzip.GzipFile(fileobj=hashing) if source.compressed else io.BufferedReader(hashing)
         decoder = codecs.getincrementaldecoder("utf-8-sig")()  # a leading byte-order mark is not text
@@ -113,15 +120,16 @@ def _text_blocks(source: Source) -> Iterator[str]:
                 nul = data.find(b"\x00")  # checked first: NUL is valid UTF-8 but means a binary file
                 if nul >= 0:
                     raise GptkitError(
-                        f"{source.path}: looks binary (NUL byte at offset {offset + nul}); pass UTF-8 text files only"
+                        f"{shown(source.path)}: looks binary (NUL byte at offset {offset + nul}); "
+                        "pass UTF-8 text files only"
                     )
                 try:
                     text = decoder.decode(data, final=final)
                 except UnicodeDecodeError as err:  # err.object = bytes held over from the last read + data
                     at = offset - (len(err.object) - len(data)) + err.start
                     raise GptkitError(
-                        f"{source.path}: not UTF-8 text (invalid byte 0x{err.object[err.start]:02x} at offset {at}); "
-                        "convert it to UTF-8 or leave it out"
+                        f"{shown(source.path)}: not UTF-8 text (invalid byte 0x{err.object[err.start]:02x} at offset "
+                        f"{at}); convert it to UTF-8 or leave it out"
                     ) from None
                 offset += len(data)
                 if text:
@@ -129,9 +137,9 @@ def _text_blocks(source: Source) -> Iterator[str]:
                 if final:
                     break
         except (OSError, EOFError) as err:
-            raise GptkitError(f"{source.path}: cannot read it ({type(err).__name__}: {err})") from None
+            raise GptkitError(f"{shown(source.path)}: cannot read it ({type(err).__name__}: {err})") from None
     if offset == 0:
-        raise GptkitError(f"{source.path}: the file is empty; remove it from the inputs")
+        raise GptkitError(f"{shown(source.path)}: the file is empty; remove it from the inputs")
     source.sha256 = hashing.hasher.hexdigest()
 
 
@@ -154,10 +162,12 @@ def _record_text(source: Source, line: str, number: int, text_field: str) -> str
     try:
         record = json.loads(line)
     except json.JSONDecodeError as err:
-        raise GptkitError(f"{source.path}:{number}: not a JSON object ({err.msg}); fix the line") from None
+        raise GptkitError(f"{shown(source.path)}:{number}: not a JSON object ({err.msg}); fix the line") from None
     if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
         fields = ", ".join(record) if isinstance(record, dict) else type(record).__name__
-        raise GptkitError(f"{source.path}:{number}: no text field {text_field!r} (found: {fields}); pass --field NAME")
+        raise GptkitError(
+            f"{shown(source.path)}:{number}: no text field {text_field!r} (found: {fields}); pass --field NAME"
+        )
     return record[text_field]
 
 

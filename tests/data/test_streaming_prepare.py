@@ -58,19 +58,23 @@ def test_bpe_documents_cut_into_jobs_encode_as_a_whole(tmp_path, shakespeare_tex
     assert read_split(tmp_path / "d", "train").tolist() == tok.encode(text)
 
 
-def test_a_rerun_replaces_everything_and_an_interrupted_one_leaves_no_manifest(tmp_path, shakespeare_text, monkeypatch):
+def test_a_rerun_replaces_everything_and_an_interrupted_one_leaves_the_old_dataset(
+    tmp_path, shakespeare_text, monkeypatch
+):
     (tmp_path / "t.txt").write_text(shakespeare_text[:20_000])
+    prepare([str(tmp_path / "t.txt")], tmp_path / "d", shard_tokens=2000)
     prepare([str(tmp_path / "t.txt")], tmp_path / "d", shard_tokens=5000)
-    assert len(list((tmp_path / "d").glob("train-*.bin"))) == 4
+    assert len(list((tmp_path / "d").glob("train-*.bin"))) == 4  # the 2000-token shards are gone
+    before = {p.name: p.read_bytes() for p in (tmp_path / "d").iterdir()}
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(prepare_module, "encode_job", crash)
     with pytest.raises(KeyboardInterrupt):
-        prepare([str(tmp_path / "t.txt")], tmp_path / "d", shard_tokens=5000)
-    assert not (tmp_path / "d" / "meta.json").exists()  # incomplete: no manifest, so no dataset to load
-    assert not list((tmp_path / "d").glob("*.tmp")) and not list((tmp_path / "d").glob("train-*.bin"))
+        prepare([str(tmp_path / "t.txt")], tmp_path / "d", shard_tokens=1000)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "d").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "t.txt"]  # no half-built folder beside it
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,56 @@
+"""Paths as the user gave them: why one cannot be read or written, and how to show one in a message or manifest.
+
+`input_problem(path)` tells a missing file from a FIFO, a symbolic-link loop or an unreadable one, so an error
+does not say "no such file" of a file that is there. `check_output_folder` refuses an `--out` that is a file or
+cannot be written, before any work is done. `shown(path)` is the path as text that can be printed and stored
+in UTF-8 JSON even when the file name is not valid UTF-8 (its bad bytes appear as `\\xNN`).
+"""
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from gptkit.errors import GptkitError
+
+
+def shown(path) -> str:
+    """`path` as printable, UTF-8-encodable text (undecodable bytes of a file name as `\\xNN` escapes)."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+def input_problem(path) -> str | None:
+    """Why `path` is neither a readable regular file nor a folder, in a few words; None when it is one."""
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if err.errno == errno.ENOENT:
+            return "a symbolic link to nothing" if os.path.islink(path) else "no such file or folder"
+        return f"cannot be read ({err.strerror})"
+    if stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode):
+        return None
+    kinds = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a device"}
+    kind = next((name for test, name in kinds.items() if test(info.st_mode)), "a special file")
+    return f"{kind}, not a regular file"
+
+
+def file_problem(path) -> str:
+    """Why `path` is not a readable regular file, in a few words ("no such file or folder", "a folder, not a
+    file", "a FIFO (named pipe), not a regular file", ...); for error messages."""
+    return input_problem(path) or ("a folder, not a file" if os.path.isdir(path) else "not a regular file")
+
+
+def check_output_folder(path, flag: str = "--out") -> None:
+    """Refuse an output folder that is a file, lies under a file, or cannot be written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise GptkitError(f"{flag} {shown(path)}: is a file, not a folder; choose a folder")
+    existing = next((p for p in [path, *path.parents] if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        raise GptkitError(f"{flag} {shown(path)}: {shown(existing)} is a file, so no folder can be made there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise GptkitError(f"{flag} {shown(path)}: {shown(existing)} is not writable; choose a folder you can write to")
