@@ -7,6 +7,7 @@ pickled. Entry points: `save_checkpoint`/`load_checkpoint`, `save_weights`/`load
 """
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -14,9 +15,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from gptkit.atomic import atomic_write_text, replacing
-from gptkit.config import RunConfig
+from gptkit.atomic import atomic_write_text, replacing_via_private_folder
+from gptkit.config import GPTConfig, RunConfig
 from gptkit.errors import GptkitError
+from gptkit.memory import check_model_fits, param_count
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -43,17 +45,70 @@ def write_run_config(run_dir, config: RunConfig) -> None:
 
 
 def read_run_config(run_dir) -> RunConfig:
-    """The RunConfig saved in `run_dir`, with a clear error when `run_dir` is not a run."""
+    """The RunConfig saved in `run_dir`, checked as training checks it; a clear error when it is not a run."""
     path = Path(run_dir) / CONFIG_FILE
     if not Path(run_dir).is_dir():
         raise GptkitError(f"{run_dir}: no such run directory; pass a folder written by `gptkit train --out`")
     if not path.is_file():
         raise GptkitError(f"{run_dir}: not a gptkit run (no {CONFIG_FILE}); pass a folder written by `gptkit train`")
+    raw = read_json(path, what="the run directory is damaged")
+    if not isinstance(raw, dict):
+        raise GptkitError(f"{path}: holds a JSON {type(raw).__name__}, not an object of settings; the run is damaged")
+    config = RunConfig.from_dict(raw, source=str(path))
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise GptkitError(f"{path}: not valid JSON ({err}); the run directory is damaged") from None
-    return RunConfig.from_dict(raw, source=str(path))
+        config.validate()
+        if config.model.vocab_size <= 0:
+            raise GptkitError("`model.vocab_size` must be positive in a trained run")
+    except GptkitError as err:
+        raise GptkitError(f"{path}: {err} (was the file edited?)") from None
+    return config
+
+
+def read_json(path: Path, *, what: str):
+    """The JSON value in `path`, or a one-line error naming the file and `what` it means."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:  # bad JSON or UTF-8, a 5,000-digit number, nesting too deep
+        raise GptkitError(f"{path}: not valid JSON ({str(err)[:200]}); {what}") from None
+    except OSError as err:
+        raise GptkitError(f"{path}: cannot read it ({err.strerror})") from None
+
+
+FLOAT_DTYPES = ("F32", "F16", "BF16")  # safetensors' names of the dtypes weights may have
+
+
+def weights_header(path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Each tensor's safetensors dtype ("F32", "BOOL", ...) and shape, from the file's header alone."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise GptkitError(f"{path}: missing; the run has no saved weights yet (did training reach a checkpoint?)")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {
+                name: (handle.get_slice(name).get_dtype(), tuple(handle.get_slice(name).get_shape()))
+                for name in handle.keys()
+            }
+    except (SafetensorError, OSError) as err:
+        raise GptkitError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def check_weights_fit_config(path, model: GPTConfig) -> None:
+    """Refuse weights that are not floating point, or whose size is not what `model` describes (checked from
+    the header, before a model of that config is built: a hand-edited config must not allocate terabytes)."""
+    header = weights_header(path)
+    for name, (dtype, _) in header.items():
+        if dtype not in FLOAT_DTYPES:
+            raise GptkitError(f"{path}: tensor `{name}` is {dtype}; weights must be float32, float16 or bfloat16")
+    held = sum(math.prod(shape) for _, shape in header.values())
+    expected = param_count(model)
+    if held != expected:
+        raise GptkitError(
+            f"{path}: holds {held:,} weights, but {CONFIG_FILE} describes a model of {expected:,} "
+            f"(n_layer={model.n_layer}, n_embd={model.n_embd}, vocab_size={model.vocab_size}); the config does not "
+            "match the weights (was it edited?)"
+        )
 
 
 def weights_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -76,6 +131,11 @@ def load_weights_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor],
     if missing or extra:
         raise GptkitError(f"{source}: weights do not match the model (missing {missing[:3]}, unexpected {extra[:3]})")
     for name, tensor in tensors.items():
+        if not tensor.is_floating_point():  # copy_ would turn bools or ints into weights silently
+            raise GptkitError(
+                f"{source}: tensor `{name}` is {str(tensor.dtype).removeprefix('torch.')}; weights must be float32, "
+                "float16 or bfloat16"
+            )
         if tensor.shape != expected[name].shape:
             raise GptkitError(
                 f"{source}: `{name}` has shape {tuple(tensor.shape)} but the model expects "
@@ -87,7 +147,7 @@ def load_weights_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor],
 
 
 def save_weights(model: torch.nn.Module, path, metadata: dict | None = None) -> None:
-    with replacing(path) as tmp:
+    with replacing_via_private_folder(path) as tmp:
         save_file(weights_state(model), str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
 
 
@@ -103,6 +163,18 @@ def _read_safetensors(path) -> dict[str, torch.Tensor]:
 
 def load_weights(model: torch.nn.Module, path) -> None:
     load_weights_state(model, _read_safetensors(path), str(path))
+
+
+def load_model(run_dir, config: RunConfig, weights_file: str = WEIGHTS_FILE) -> torch.nn.Module:
+    """The run's GPT with the weights in `weights_file`, checked against the config before it is built."""
+    from gptkit.model import GPT
+
+    path = Path(run_dir) / weights_file
+    check_weights_fit_config(path, config.model)
+    check_model_fits(config.model, torch.device("cpu"), str(Path(run_dir) / CONFIG_FILE))  # e.g. RoPE tables
+    model = GPT(config.model)
+    load_weights(model, path)
+    return model
 
 
 def _generator_states(generators: dict[str, torch.Generator], device: torch.device) -> dict[str, torch.Tensor]:
@@ -131,7 +203,7 @@ def save_checkpoint(
             tensors[f"optim.{index}.{slot}"] = value.detach().contiguous()
     tensors.update(_generator_states(generators, device))
     info = {"format_version": FORMAT_VERSION, "state": asdict(state), "param_groups": optim_state["param_groups"]}
-    with replacing(path) as tmp:
+    with replacing_via_private_folder(path) as tmp:
         save_file(tensors, str(tmp), metadata={"gptkit": json.dumps(info)})
 
 
@@ -148,9 +220,18 @@ def load_checkpoint(
     path = Path(path)
     tensors = _read_safetensors(path)
     with safe_open(str(path), framework="pt") as handle:
-        info = json.loads((handle.metadata() or {}).get("gptkit", "{}"))
-    if info.get("format_version") != FORMAT_VERSION:
+        try:
+            info = json.loads((handle.metadata() or {}).get("gptkit", "{}"))
+        except (ValueError, RecursionError):
+            info = None
+    if not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION:
         raise GptkitError(f"{path}: not a gptkit checkpoint of a supported version; start a new run instead")
+    missing = [key for key in ("state", "param_groups") if key not in info]
+    missing += [f"rng.{name}" for name in [*generators, "torch"] if f"rng.{name}" not in tensors]
+    if missing:
+        raise GptkitError(
+            f"{path}: damaged checkpoint, `{missing[0]}` is missing; resume from a copy or start again with --overwrite"
+        )
     load_weights_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(path))
     slots: dict[int, dict] = {}
     for key, value in tensors.items():
@@ -159,16 +240,22 @@ def load_checkpoint(
             slots.setdefault(int(index), {})[slot] = value
     try:
         optimizer.load_state_dict({"state": slots, "param_groups": info["param_groups"]})
-    except ValueError as error:  # group or parameter counts differ: another `train.optimizer` or model
+    except (ValueError, KeyError, TypeError) as error:  # group or parameter counts differ: another optimizer
         raise GptkitError(
             f"{path}: its optimizer state does not fit this run ({error}); resume with the `train.optimizer` the "
             "run was started with"
         ) from None
-    for name, generator in generators.items():
-        generator.set_state(tensors[f"rng.{name}"])
-    torch.set_rng_state(tensors["rng.torch"])
+    try:
+        for name, generator in generators.items():
+            generator.set_state(tensors[f"rng.{name}"])
+        torch.set_rng_state(tensors["rng.torch"])
+    except (RuntimeError, TypeError) as err:
+        raise GptkitError(f"{path}: damaged RNG state ({str(err)[:120]}); start again with --overwrite") from None
     if device.type == "cuda" and "rng.cuda" in tensors:
         torch.cuda.set_rng_state(tensors["rng.cuda"], device)
     elif device.type == "mps" and "rng.mps" in tensors:
         torch.mps.set_rng_state(tensors["rng.mps"])
-    return TrainState(**info["state"])
+    try:
+        return TrainState(**info["state"])
+    except TypeError as err:
+        raise GptkitError(f"{path}: damaged checkpoint state ({err}); start again with --overwrite") from None

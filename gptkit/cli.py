@@ -15,6 +15,7 @@ from gptkit.cli_serve import add_serve_command
 from gptkit.cli_tokenizer import add_tokenizer_commands
 from gptkit.cli_viz import add_viz_commands
 from gptkit.errors import GptkitError
+from gptkit.paths import shown
 
 
 def cmd_prepare(args) -> None:
@@ -70,7 +71,14 @@ def cmd_train(args) -> None:
     config = _train_config(args)
     from gptkit.train.loop import train
 
-    result = train(config, args.out, resume=args.resume, overwrite=args.overwrite, init_from=args.init_from)
+    result = train(
+        config,
+        args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        init_from=args.init_from,
+        check_memory=not args.skip_memory_check,
+    )
     if result.rank != 0:  # under torchrun, rank 0 speaks for all
         return
     use = (
@@ -139,7 +147,7 @@ def cmd_export(args) -> None:
 def cmd_import(args) -> None:
     from gptkit.hf import import_hf
 
-    out = import_hf(args.source, args.out, tokenizer=args.tokenizer)
+    out = import_hf(args.source, args.out, tokenizer=args.tokenizer, check_memory=not args.skip_memory_check)
     if (out / "tokenizer.json").exists():
         print(f"wrote {out}: sample with `gptkit sample {out}`, fine-tune with `gptkit train --init-from {out} ...`")
     else:
@@ -221,6 +229,9 @@ def cmd_info(args) -> None:
     print(run_summary(args.run) if args.run else preset_table(args.vocab_size))
 
 
+MEMORY_CHECK_HELP = "build the model even if it will not fit in the free memory, as gptkit estimates it"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gptkit", description="Build a GPT from scratch on your own text.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -263,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--init-from", metavar="RUN", help="start from another run's weights (fine-tuning)")
     p.add_argument("--help-config", action="store_true", help="list every setting with its default and exit")
+    p.add_argument("--skip-memory-check", action="store_true", help=MEMORY_CHECK_HELP)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="generate text from a trained run")
@@ -346,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="folder with config.json and model.safetensors (or shards, or pytorch_model.bin)")
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--tokenizer", help="a tokenizer to attach: ours, a HF tokenizer.json, or a folder with one")
+    p.add_argument("--skip-memory-check", action="store_true", help=MEMORY_CHECK_HELP)
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("info", help="presets with their parameter counts, or what a trained run is")
@@ -392,6 +405,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `gptkit sample ... | head`
         return 0
+    except OSError as err:  # a folder that cannot be written, a full disk: name the file and the reason
+        if args.debug:
+            raise
+        where = f"{shown(err.filename)}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}; check the path and its permissions", file=sys.stderr)
+        return 2
     except Exception as err:  # noqa: BLE001 - the CLI is the one place that turns exceptions into exit codes
         if args.debug:
             raise

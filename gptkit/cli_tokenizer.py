@@ -19,6 +19,8 @@ def _require_bpe(tok, what: str):
 
 
 def _saved(tok, out: str) -> None:
+    if Path(out).is_dir():
+        raise GptkitError(f"--out {out}: is a folder; give the file to write, e.g. {Path(out) / 'tokenizer.json'}")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     tok.save(out)
     specials = ", ".join(f"{s}={i}" for s, i in tok.specials.items()) or "none"

@@ -9,11 +9,13 @@ beyond reading a TOML file and knows nothing of torch.
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gptkit.errors import GptkitError
+from gptkit.paths import file_problem, shown
 from gptkit.presets import PRESETS
 
 try:
@@ -25,6 +27,23 @@ except ModuleNotFoundError:  # Python 3.10
 def _doc(default, text: str):
     """A dataclass field with a one-line doc (shown by `gptkit train --help-config`)."""
     return field(default=default, metadata={"doc": text})
+
+
+def check_field_types(settings, section: str) -> None:
+    """Every int field holds an int and every float field a finite number (a config built in Python, or read
+    from JSON, is not coerced by `--set`'s parser): `nan`, `inf` and `True` are no learning rate."""
+    for f in dataclasses.fields(settings):
+        value, kind = getattr(settings, f.name), f.type
+        if kind in (int, "int") and (not isinstance(value, int) or isinstance(value, bool)):
+            raise GptkitError(f"`{section}.{f.name}` must be an integer, got {value!r}")
+        if kind in (float, "float") and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+        ):
+            raise GptkitError(f"`{section}.{f.name}` must be a finite number, got {value!r}")
+        if kind in (bool, "bool") and not isinstance(value, bool):
+            raise GptkitError(f"`{section}.{f.name}` must be true or false, got {value!r}")
+        if kind in (str, "str") and not isinstance(value, str):
+            raise GptkitError(f"`{section}.{f.name}` must be a string, got {value!r}")
 
 
 POS_CHOICES = ("learned", "rope", "none")
@@ -66,6 +85,7 @@ class GPTConfig:
         return self.dropout if self.attn_dropout == -1.0 else self.attn_dropout
 
     def validate(self) -> None:
+        check_field_types(self, "model")
         for name in ("block_size", "n_layer", "n_head", "n_embd"):
             if getattr(self, name) <= 0:
                 raise GptkitError(f"`model.{name}` must be positive, got {getattr(self, name)}")
@@ -136,6 +156,7 @@ class TrainConfig:
         return self.lr / 10 if self.min_lr == -1.0 else self.min_lr
 
     def validate(self) -> None:
+        check_field_types(self, "train")
         for name in ("batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval"):
             if getattr(self, name) <= 0:
                 raise GptkitError(f"`train.{name}` must be positive, got {getattr(self, name)}")
@@ -304,9 +325,13 @@ def _parse_data(value, *, source: str) -> list[DataSource]:
         if unknown or "path" not in entry:
             raise GptkitError(f"{source}: each [[data]] entry needs `path` (optional `weight`, `name`), got {entry!r}")
         try:
+            if isinstance(entry.get("weight"), bool):
+                raise ValueError
             weight = float(entry.get("weight", 1.0))
+            if not math.isfinite(weight):
+                raise ValueError
         except (TypeError, ValueError):
-            raise GptkitError(f"{source}: [[data]] weight {entry.get('weight')!r} is not a number") from None
+            raise GptkitError(f"{source}: [[data]] weight {entry.get('weight')!r} is not a finite number") from None
         parsed.append(DataSource(path=str(entry["path"]), weight=weight, name=str(entry.get("name", ""))))
     return parsed
 
@@ -333,28 +358,37 @@ def _set_field(obj, section: str, name: str, value, *, source: str) -> None:
 def _coerce(value, kind, key: str, source: str):
     """Convert `value` (a TOML/JSON value or a `--set` string) to the field's type, or say why not."""
     try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("true", "1", "yes", "on"):
-                return True
-            if text in ("false", "0", "no", "off"):
-                return False
+        result = _convert(value, kind)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e400 as an int
+        raise GptkitError(f"{source}: `{key}` expects {kind.__name__}, got {value!r}") from None
+    if kind is float and not math.isfinite(result):
+        raise GptkitError(f"{source}: `{key}` must be a finite number, got {value!r}")
+    return result
+
+
+def _convert(value, kind):
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = value.strip().lower() if isinstance(value, str) else ""
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise ValueError
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):  # TOML's `lr = true` is no number
+        raise ValueError
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
             raise ValueError
-        if kind is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            if isinstance(value, str):
-                return int(float(value)) if "e" in value.lower() else int(value)
-            return int(value)
-        if kind is float:
-            return float(value)
-        if kind is str:
-            return str(value)
-    except (TypeError, ValueError):
-        pass
-    raise GptkitError(f"{source}: `{key}` expects {kind.__name__}, got {value!r}")
+        if isinstance(value, str):
+            return int(float(value)) if "e" in value.lower() else int(value)
+        return int(value)
+    if kind is float:
+        return float(value)
+    if kind is str:
+        return str(value)
+    raise TypeError(kind)
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -374,7 +408,7 @@ def parse_overrides(pairs: list[str]) -> dict:
 def read_toml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise GptkitError(f"--config {path}: no such file; pass the path of a .toml file")
+        raise GptkitError(f"--config {shown(path)}: {file_problem(path)}; pass the path of a .toml file")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:

@@ -32,6 +32,7 @@ class World:
     local_rank: int = 0
     size: int = 1
     device: torch.device = torch.device("cpu")
+    local_size: int = 1  # processes of this launch on this machine (torchrun's LOCAL_WORLD_SIZE)
 
     @property
     def is_main(self) -> bool:
@@ -149,7 +150,8 @@ def distributed(requested_device: str = "auto"):
     with contextlib.suppress(ValueError):  # only possible from the main thread
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        yield World(rank, local_rank, size, device)
+        local = os.environ.get("LOCAL_WORLD_SIZE", "")
+        yield World(rank, local_rank, size, device, int(local) if local.isdigit() else size)
     finally:
         with contextlib.suppress(ValueError):
             signal.signal(signal.SIGTERM, previous)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from gptkit.errors import GptkitError
+from gptkit.paths import file_problem, shown
 
 
 @dataclass
@@ -123,7 +124,7 @@ def evaluate_text(run, path, *, max_tokens: int | None = None, context: int | No
     context = window_length(run, context)
     path = Path(path)
     if not path.is_file():
-        raise GptkitError(f"--text {path}: no such file")
+        raise GptkitError(f"--text {shown(path)}: {file_problem(path)}")
     if run.tokenizer is None:
         raise GptkitError(f"{run.run_dir} has no tokenizer; it cannot read raw text")
     try:

@@ -17,15 +17,24 @@ from safetensors.torch import load_file, save_file
 
 from gptkit.checkpoint import (
     WEIGHTS_FILE,
-    load_weights,
+    load_model,
     load_weights_state,
+    read_json,
     read_run_config,
     save_weights,
     write_run_config,
 )
 from gptkit.config import RunConfig
 from gptkit.errors import GptkitError
-from gptkit.hf_convert import config_from_hf, from_hf_state, hf_architecture, hf_config, to_hf_state
+from gptkit.hf_convert import (
+    check_hf_tensors,
+    config_from_hf,
+    from_hf_state,
+    hf_architecture,
+    hf_config,
+    to_hf_state,
+)
+from gptkit.memory import check_model_fits
 from gptkit.model import GPT
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
 from gptkit.tokenizer.bpe import BPETokenizer
@@ -89,8 +98,7 @@ def export_hf(run_dir, out_dir, *, weights: str = "last", echo=print) -> Path:
     tokenizer = load_tokenizer(run_dir) if (run_dir / TOKENIZER_FILE).exists() else None
     eos = tokenizer.specials.get("<|endoftext|>") if isinstance(tokenizer, BPETokenizer) else None
     hf_conf = hf_config(config.model, arch, eos)
-    model = GPT(config.model)
-    load_weights(model, run_dir / WEIGHT_CHOICES[weights])
+    model = load_model(run_dir, config, WEIGHT_CHOICES[weights])
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -187,20 +195,24 @@ def read_tokenizer(path: Path):
     return None
 
 
-def import_hf(src_dir, out_dir, *, tokenizer=None, echo=print) -> Path:
-    """Turn a local transformers folder into a gptkit run directory (nothing is written on any error)."""
+def import_hf(src_dir, out_dir, *, tokenizer=None, echo=print, check_memory: bool = True) -> Path:
+    """Turn a local transformers folder into a gptkit run directory (nothing is written on any error).
+
+    The config is checked against the weights' shapes and dtypes, and (unless `check_memory` is False) against
+    the free memory, before the model is built."""
     src, out = Path(src_dir), Path(out_dir)
     if not (src / "config.json").is_file():
         raise GptkitError(f"{src}: no config.json; pass a local transformers checkpoint folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise GptkitError(f"--out {out}: exists and is not an empty folder; choose a new folder")
-    try:
-        raw = json.loads((src / "config.json").read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise GptkitError(f"{src / 'config.json'}: not valid JSON ({err})") from None
+    raw = read_json(src / "config.json", what="not a transformers config")
     model_config, arch = config_from_hf(raw, str(src / "config.json"))
+    hf_state = read_hf_weights(src)
+    check_hf_tensors(hf_state, model_config, arch, src)
+    if check_memory:
+        check_model_fits(model_config, torch.device("cpu"), str(src / "config.json"))
     model = GPT(model_config)
-    load_weights_state(model, from_hf_state(read_hf_weights(src), model_config, arch), str(src))
+    load_weights_state(model, from_hf_state(hf_state, model_config, arch), str(src))
     tok, note = _tokenizer_for_import(src, tokenizer)
     if tok is not None and tok.vocab_size > model_config.vocab_size:
         raise GptkitError(

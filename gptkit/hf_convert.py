@@ -6,6 +6,8 @@ q/k/v matrix is split into q_proj, k_proj, v_proj; our rotary layout ("rotate ha
 Llama's, so no permutation is needed. Pure functions on tensors and dicts; folders are `gptkit.hf`'s job.
 """
 
+import re
+
 import torch
 
 from gptkit.checkpoint import weights_state
@@ -104,6 +106,38 @@ def from_hf_state(hf: dict[str, torch.Tensor], config: GPTConfig, arch: str) -> 
     if extra:
         raise GptkitError(f"import: the checkpoint has tensors the config does not account for, e.g. `{extra[0]}`")
     return ours
+
+
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def check_hf_tensors(hf: dict[str, torch.Tensor], config: GPTConfig, arch: str, src) -> None:
+    """Before a model of `config` is built: every weight is floating point, and the checkpoint's number of
+    layers and embedding shape are the ones config.json claims (a config may not ask for more than it holds)."""
+    hf = _normalized(hf, arch)
+    for name, tensor in hf.items():
+        if not name.endswith(IGNORED_BUFFERS) and tensor.dtype not in FLOAT_DTYPES:
+            raise GptkitError(
+                f"{src}: tensor `{name}` is {str(tensor.dtype).removeprefix('torch.')}; gptkit imports float32, "
+                "float16 and bfloat16 weights only"
+            )
+    layers = {int(match.group(1)) for name in hf if (match := _LAYER_INDEX.search(name))}
+    held = max(layers) + 1 if layers else 0
+    if held != config.n_layer:
+        key = "n_layer" if arch == "gpt2" else "num_hidden_layers"
+        raise GptkitError(
+            f"{src}/config.json: says {key}={config.n_layer}, but the weights hold {held} layers; the config does not "
+            "match the weights"
+        )
+    embedding = hf.get("transformer.wte.weight" if arch == "gpt2" else "model.embed_tokens.weight")
+    if embedding is not None and tuple(embedding.shape) != (config.vocab_size, config.n_embd):
+        raise GptkitError(
+            f"{src}/config.json: says vocab_size={config.vocab_size} and width {config.n_embd}, but the token "
+            f"embedding is {tuple(embedding.shape)}; the config does not match the weights"
+        )
+
+
+_LAYER_INDEX = re.compile(r"(?:^|\.)(?:h|layers)\.(\d+)\.")
 
 
 def _normalized(hf: dict, arch: str) -> dict:

@@ -1,22 +1,19 @@
 """`gptkit info`: what each preset (or a trained run) is, with parameter counts, without building weights.
 
-Models are built on PyTorch's `meta` device, so even `gpt2-xl` is counted instantly and without memory.
+Parameters are counted from the config alone (`gptkit.memory.param_count`), so even `gpt2-xl` is instant.
 A preset has no vocabulary of its own: GPT-2 shapes are counted with GPT-2's 50,257 tokens, the others with
 Tiny Shakespeare's 65 characters (say `--vocab-size N` for yours).
 """
 
-import torch
-
 from gptkit.config import GPTConfig, resolve_config
-from gptkit.model import GPT
+from gptkit.memory import param_count
 from gptkit.presets import PRESETS
 
 
 def count_params(config: GPTConfig) -> tuple[int, int]:
     """(all parameters, without the position embedding) of a model with this config."""
-    with torch.device("meta"):
-        model = GPT(config)
-    return model.num_params(non_embedding=False), model.num_params()
+    total = param_count(config)
+    return total, total - (config.block_size * config.n_embd if config.pos == "learned" else 0)
 
 
 def describe_config(config: GPTConfig) -> str:

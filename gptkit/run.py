@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from gptkit.checkpoint import BEST_FILE, WEIGHTS_FILE, load_weights, read_run_config
+from gptkit.checkpoint import BEST_FILE, WEIGHTS_FILE, load_model, read_run_config
 from gptkit.errors import GptkitError
 from gptkit.generate import check_sampling_args, generate_tokens
 from gptkit.model import GPT
@@ -171,12 +171,11 @@ def load_run(run_dir, *, weights: str = "last", device: str = "auto") -> Run:
         raise GptkitError(f"--weights {weights!r}: choose one of {', '.join(WEIGHT_CHOICES)}")
     tokenizer = load_tokenizer(run_dir) if (run_dir / TOKENIZER_FILE).exists() else None  # weights-only imports
     target = pick_device(device)
-    model = GPT(config.model)
     if weights == "best" and not (run_dir / BEST_FILE).exists():
         raise GptkitError(
             f"{run_dir}: no {BEST_FILE} (it is written when the val loss improves after step 0; runs without a "
             "val split have none); use --weights last"
         )
-    load_weights(model, run_dir / WEIGHT_CHOICES[weights])
+    model = load_model(run_dir, config, WEIGHT_CHOICES[weights])
     model.to(target).eval()
     return Run(run_dir, model, tokenizer, config, target)

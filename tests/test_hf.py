@@ -169,7 +169,10 @@ class NotATensor:
     "case, expected",
     [
         ("missing tensor", "has no tensor `transformer.h.1.mlp.c_fc.weight`"),
-        ("wrong shape", "has shape"),
+        ("wrong shape", r"the token embedding is \(\d+, 16\)"),
+        ("wrong shape in a layer", "has shape"),
+        ("bool weights", "tensor `transformer.h.0.attn.c_attn.weight` is bool; gptkit imports float32"),
+        ("int weights", "tensor `transformer.wte.weight` is int64; gptkit imports float32"),
         ("unknown model_type", "model_type 'bert' is not supported"),
         ("pickle with objects", "not a plain-tensor checkpoint"),
         ("no weights", "no model.safetensors"),
@@ -180,6 +183,12 @@ def test_corrupt_or_unsupported_checkpoints_are_refused(case, expected, saved_gp
         rewrite(saved_gpt2, lambda t: t.pop("transformer.h.1.mlp.c_fc.weight"))
     elif case == "wrong shape":
         rewrite(saved_gpt2, lambda t: t.update({"transformer.wte.weight": torch.zeros(VOCAB, 16)}))
+    elif case == "wrong shape in a layer":
+        rewrite(saved_gpt2, lambda t: t.update({"transformer.h.1.mlp.c_fc.weight": torch.zeros(3, 5)}))
+    elif case == "bool weights":
+        rewrite(saved_gpt2, lambda t: t.update({k: v > 0 for k, v in t.items()}))
+    elif case == "int weights":
+        rewrite(saved_gpt2, lambda t: t.update({"transformer.wte.weight": t["transformer.wte.weight"].long()}))
     elif case == "unknown model_type":
         raw = json.loads((saved_gpt2 / "config.json").read_text())
         (saved_gpt2 / "config.json").write_text(json.dumps({**raw, "model_type": "bert"}))
@@ -293,8 +302,11 @@ def test_older_and_odd_configs(tmp_path):
 
 
 def test_extra_tensors_are_refused(saved_gpt2, tmp_path):
+    rewrite(saved_gpt2, lambda t: t.update({"transformer.h.1.ln_3.weight": torch.ones(32)}))
+    with pytest.raises(GptkitError, match="does not account for, e.g. `transformer.h.1.ln_3.weight`"):
+        import_hf(saved_gpt2, tmp_path / "run")
     rewrite(saved_gpt2, lambda t: t.update({"transformer.h.2.ln_1.weight": torch.ones(32)}))
-    with pytest.raises(GptkitError, match="does not account for, e.g. `transformer.h.2.ln_1.weight`"):
+    with pytest.raises(GptkitError, match="says n_layer=2, but the weights hold 3 layers"):
         import_hf(saved_gpt2, tmp_path / "run")
 
 

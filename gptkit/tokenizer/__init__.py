@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gptkit.errors import GptkitError
+from gptkit.paths import file_problem, shown
 from gptkit.tokenizer.bpe import BPETokenizer
 from gptkit.tokenizer.char import CharTokenizer
 
@@ -37,11 +38,14 @@ def load_tokenizer(path) -> Tokenizer:
     if path.is_dir():
         path = path / TOKENIZER_FILE
     if not path.is_file():
-        raise GptkitError(f"{path}: no tokenizer file here; pass a tokenizer .json or a prepared data/run directory")
+        raise GptkitError(
+            f"{shown(path)}: no tokenizer file here ({file_problem(path)}); pass a tokenizer .json or a prepared "
+            "data/run directory"
+        )
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise GptkitError(f"{path}: not a valid tokenizer JSON ({err})") from None
+    except (ValueError, RecursionError) as err:  # bad JSON or UTF-8, a 5,000-digit number, nesting too deep
+        raise GptkitError(f"{path}: not a valid tokenizer JSON ({str(err)[:200]})") from None
     kind = raw.get("type") if isinstance(raw, dict) else None
     if kind not in _TYPES:
         raise GptkitError(f"{path}: unknown tokenizer type {kind!r}; expected one of {', '.join(_TYPES)}")

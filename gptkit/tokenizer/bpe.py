@@ -20,6 +20,7 @@ from gptkit.tokenizer.patterns import pattern_name
 
 FORMAT_VERSION = 1
 CACHE_LIMIT = 1 << 18  # distinct chunks remembered; cleared when full
+MAX_TOKEN_ID = 1 << 31  # ids are stored as (u)int32 at most
 
 
 class BPETokenizer:
@@ -51,10 +52,15 @@ class BPETokenizer:
             new_id = 256 + rank
             if not (0 <= left < new_id and 0 <= right < new_id):
                 raise GptkitError(f"BPE tokenizer: merge {rank} ({left}, {right}) refers to a token made later")
+            if (left, right) in self.merge_ranks:
+                earlier = self.merge_ranks[(left, right)] - 256
+                raise GptkitError(f"BPE tokenizer: merge {rank} ({left}, {right}) repeats merge {earlier}")
             self.token_bytes.append(self.token_bytes[left] + self.token_bytes[right])
             self.merge_ranks[(left, right)] = new_id
         self.specials = dict(specials or {})
         for text, token_id in self.specials.items():
+            if not isinstance(token_id, int) or isinstance(token_id, bool) or token_id >= MAX_TOKEN_ID:
+                raise GptkitError(f"BPE tokenizer: special token {text!r} has id {token_id!r}, not an id below 2**31")
             if token_id < len(self.token_bytes):
                 raise GptkitError(f"BPE tokenizer: special token {text!r} has id {token_id}, already a byte or merge")
             if not text:
@@ -208,8 +214,8 @@ class BPETokenizer:
         if raw.get("format_version") != FORMAT_VERSION:
             raise GptkitError(f"{source}: unsupported BPE tokenizer format {raw.get('format_version')!r}")
         try:
-            merges = [(int(a), int(b)) for a, b in raw["merges"]]
-            specials = {str(k): int(v) for k, v in (raw.get("specials") or {}).items()}
+            merges = [(_token_id(a), _token_id(b)) for a, b in raw["merges"]]
+            specials = {str(k): _token_id(v) for k, v in (raw.get("specials") or {}).items()}
             if not isinstance(raw["pattern"], str):
                 raise TypeError("`pattern` must be a string")
             return cls(
@@ -227,6 +233,13 @@ class BPETokenizer:
     def save(self, path) -> None:
         """Write the tokenizer as JSON (merges as id pairs), atomically."""
         atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))
+
+
+def _token_id(value) -> int:
+    """An id as a file gives it: an integer below 2**31, not a float, a bool or a 5,000-digit number."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < MAX_TOKEN_ID:
+        raise ValueError(f"{value!r} is not a token id (an integer in 0..2**31-1)")
+    return value
 
 
 def merge_pair(ids: list[int], left: int, right: int, new_id: int) -> list[int]:

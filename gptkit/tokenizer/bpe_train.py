@@ -18,6 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from gptkit.errors import GptkitError
+from gptkit.paths import file_problem, shown
 from gptkit.tokenizer.bpe import BPETokenizer, gpt2_byte_ids, merge_pair
 from gptkit.tokenizer.patterns import iter_chunks, iter_file_blocks, resolve_pattern
 
@@ -103,7 +104,7 @@ def train_bpe(
     files = [Path(p) for p in paths]
     for file in files:
         if not file.is_file():
-            raise GptkitError(f"{file}: no such file; pass the text files to train on")
+            raise GptkitError(f"{shown(file)}: {file_problem(file)}; pass the text files to train on")
     total = sum(f.stat().st_size for f in files)
     if total == 0:
         raise GptkitError("tokenizer train: the corpus is empty; pass text files with content")

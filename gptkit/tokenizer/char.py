@@ -99,17 +99,15 @@ class CharTokenizer:
         return ids.astype(np.int64)
 
     def decode(self, ids) -> str:
+        ids = [int(i) for i in ids]
+        if ids and (min(ids) < 0 or max(ids) >= len(self.chars)):  # never Python's negative indexing
+            bad = next((i for i in ids if not 0 <= i < self.vocab_size), None)
+            if bad is not None:
+                raise GptkitError(f"token id {bad} is outside this tokenizer's vocabulary of {self.vocab_size}")
+            table = self.chars + [self.special_by_id[len(self.chars) + i] for i in range(len(self.specials))]
+            return "".join(table[i] for i in ids)
         chars = self.chars
-        try:
-            return "".join(chars[int(i)] for i in ids)
-        except IndexError:
-            pass
-        table = chars + list(self.special_by_id[len(chars) + i] for i in range(len(self.specials)))
-        try:
-            return "".join(table[int(i)] for i in ids)
-        except IndexError:
-            bad = next(int(i) for i in ids if not 0 <= int(i) < len(table))
-            raise GptkitError(f"token id {bad} is outside this tokenizer's vocabulary of {len(table)}") from None
+        return "".join(chars[i] for i in ids)
 
     def decode_bytes(self, ids) -> bytes:
         return self.decode(ids).encode("utf-8")
@@ -124,7 +122,20 @@ class CharTokenizer:
     def from_dict(cls, raw: dict, *, source: str = "tokenizer") -> "CharTokenizer":
         if raw.get("format_version") != FORMAT_VERSION or not isinstance(raw.get("chars"), list):
             raise GptkitError(f"{source}: unsupported char tokenizer format {raw.get('format_version')!r}")
-        return cls(raw["chars"], unknown=raw.get("unknown"), specials=list(raw.get("specials") or []))
+        chars, unknown, specials = raw["chars"], raw.get("unknown"), raw.get("specials") or []
+        if not isinstance(specials, list) or not all(isinstance(x, str) for x in [*chars, *specials]):
+            raise GptkitError(f"{source}: `chars` and `specials` must be lists of strings; the file is damaged")
+        if unknown is not None and not isinstance(unknown, str):
+            raise GptkitError(f"{source}: `unknown` must be a character or null, got {unknown!r}")
+        duplicates = sorted({c for c in chars if chars.count(c) > 1}) if len(set(chars)) != len(chars) else []
+        if duplicates:
+            raise GptkitError(
+                f"{source}: the character {duplicates[0]!r} is listed twice in `chars`; the file is damaged"
+            )
+        try:
+            return cls(chars, unknown=unknown, specials=specials)
+        except GptkitError as err:
+            raise GptkitError(f"{source}: {err}") from None
 
     def save(self, path) -> None:
         """Write the tokenizer as readable JSON, atomically (temp file + rename)."""

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from gptkit.atomic import remove_stale_temp_files
 from gptkit.checkpoint import (
     BEST_FILE,
     CHECKPOINT_FILE,
@@ -39,7 +40,9 @@ from gptkit.checkpoint import (
 from gptkit.config import RunConfig, TrainConfig
 from gptkit.distributed import World, distributed
 from gptkit.errors import GptkitError
+from gptkit.memory import check_training_fits
 from gptkit.model import GPT
+from gptkit.paths import check_output_folder
 from gptkit.runtime import autocast_for, measure_peak_flops, resolve_dtype
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
 from gptkit.train.data import TrainingData, estimate_loss, forward_loss
@@ -66,6 +69,7 @@ def _echo(line: str) -> None:
 
 def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
     """Refuse to clobber an existing run unless asked, and to resume a run that has no checkpoint."""
+    check_output_folder(run_dir)
     if resume:
         if not (run_dir / CHECKPOINT_FILE).exists():
             raise GptkitError(
@@ -86,14 +90,12 @@ def clear_run_dir(run_dir: Path) -> None:
         (run_dir / name).unlink(missing_ok=True)
     for events in (run_dir / TENSORBOARD_DIR).glob("events.out.tfevents.*"):
         events.unlink()
-    remove_stale_temp_files(run_dir)
+    remove_stale_run_temp_files(run_dir)
 
 
-def remove_stale_temp_files(run_dir: Path) -> None:
+def remove_stale_run_temp_files(run_dir: Path) -> None:
     """Temp files of writes that a killed process never finished."""
-    for name in RUN_FILES:
-        for stale in run_dir.glob(f".{name}.*.tmp"):
-            stale.unlink(missing_ok=True)
+    remove_stale_temp_files(run_dir, RUN_FILES)
 
 
 def start_warnings(config: RunConfig, has_val: bool) -> list[str]:
@@ -221,11 +223,30 @@ def micro_batch_seed(seed: int, step: int, micro_batch: int) -> int:
     return int(words[0]) << 31 | int(words[1]) >> 1  # 63 bits: torch.manual_seed takes signed 64-bit
 
 
+def processes_sharing_memory(world: World) -> int:
+    """How many ranks of this launch share this machine's memory: all local ranks on a CPU, one on a GPU."""
+    if world.device.type != "cpu" or not world.is_distributed:
+        return 1
+    return world.local_size
+
+
 class Trainer:
     """One training session: built from a config and a run directory, then `run()` to the last step."""
 
-    def __init__(self, config: RunConfig, run_dir: Path, *, resume, overwrite, init_from, echo, world: World):
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: Path,
+        *,
+        resume,
+        overwrite,
+        init_from,
+        echo,
+        world: World,
+        check_memory: bool = True,
+    ):
         self.config, self.cfg, self.run_dir, self.world = config, config.train, run_dir, world
+        self.check_memory = check_memory
         self.echo = echo if world.is_main else (lambda line: None)
         notes, error = [], None
         try:  # every rank checks and loads; a failure on any one of them stops all of them (world.agree)
@@ -282,6 +303,8 @@ class Trainer:
             check_init_tokenizer(Path(init_from), Path(config.all_data()[0].path))
         self.data = TrainingData(config)
         self.has_val = bool(self.data.eval_sets)
+        if self.check_memory:  # before the model and batches exist: a bad config must not take the machine
+            check_training_fits(config, self.device, processes_sharing_memory(world))
         torch.manual_seed(self.cfg.seed)
         self.model = GPT(config.model).to(self.device)
         if init_from is not None:
@@ -317,7 +340,7 @@ class Trainer:
     def prepare_run_dir(self, resume: bool) -> None:
         """Rank 0's part of the start: a clean run directory (or a tidied one on resume) and the config."""
         if resume:
-            remove_stale_temp_files(self.run_dir)
+            remove_stale_run_temp_files(self.run_dir)
             self.metrics.truncate_after(self.state.step)
         else:
             clear_run_dir(self.run_dir)
@@ -498,6 +521,7 @@ def train(
     init_from=None,
     echo: Callable[[str], None] = _echo,
     progress: bool | None = None,
+    check_memory: bool = True,
 ) -> TrainResult:
     """Train a model as `config` says and write the run directory `out_dir`.
 
@@ -509,12 +533,20 @@ def train(
         init_from: a run directory whose weights initialise the model (fine-tuning).
         echo: where log lines go.
         progress: show a tqdm bar; None = only when stderr is a terminal.
+        check_memory: refuse (before allocating) a model and batch that cannot fit in the device's free memory.
 
     Under torchrun (RANK/WORLD_SIZE set) every process calls this; see the module docstring.
     """
     with distributed(config.train.device) as world:
         trainer = Trainer(
-            config, Path(out_dir), resume=resume, overwrite=overwrite, init_from=init_from, echo=echo, world=world
+            config,
+            Path(out_dir),
+            resume=resume,
+            overwrite=overwrite,
+            init_from=init_from,
+            echo=echo,
+            world=world,
+            check_memory=check_memory,
         )
         try:
             return trainer.run(progress)

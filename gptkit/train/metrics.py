@@ -9,6 +9,7 @@ uninterrupted run. `Throughput` turns wall time between log points into ms/step,
 import contextlib
 import json
 import time
+import warnings
 from pathlib import Path
 
 from gptkit.atomic import atomic_write_text
@@ -34,14 +35,39 @@ class MetricsLog:
 
 
 def read_metrics(path) -> list[dict]:
-    """All records of a metrics.jsonl, skipping a torn last line left by a killed process."""
+    """All records of a metrics.jsonl. A torn last line left by a killed process is skipped quietly; any other
+    line that is not a record (a JSON object with an integer `step`, a text `kind` and numbers otherwise) is
+    skipped with a warning naming it."""
     records = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            if number < len(lines) and line.strip():
+                warnings.warn(f"{path}:{number}: not JSON; line skipped", stacklevel=2)
             continue
+        problem = record_problem(record)
+        if problem:
+            warnings.warn(f"{path}:{number}: {problem}; line skipped", stacklevel=2)
+            continue
+        records.append(record)
     return records
+
+
+def record_problem(record) -> str:
+    """Why `record` is not a metrics record, or "" when it is one."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    step = record.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return f"`step` is {step!r}, not a step number"
+    if not isinstance(record.get("kind", ""), str):
+        return f"`kind` is {record['kind']!r}, not a text"
+    for key, value in record.items():
+        if key != "kind" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"`{key}` is {value!r}, not a number"
+    return ""
 
 
 class Throughput:

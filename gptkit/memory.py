@@ -1,0 +1,152 @@
+"""Memory a model needs, worked out from its config before anything is allocated, and the check that refuses
+what cannot fit.
+
+A config is a few bytes of text, but `n_layer = 10000` or `batch_size = 10000000` asks for terabytes: building
+such a model first and failing later hands the machine to the kernel's OOM killer. `param_count` counts the
+parameters exactly from the config (no tensor is made); `training_bytes` adds the optimizer state and a lower
+bound on activations; `check_fits` compares that with the memory this device has free and raises a one-line
+`GptkitError` naming the settings. The estimate is a floor, so what it refuses would certainly not fit.
+Entry points: `param_count`, `check_training_fits`, `check_model_fits`.
+"""
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from gptkit.config import GPTConfig, RunConfig
+from gptkit.errors import GptkitError
+from gptkit.model import mlp_hidden_size
+
+FLOAT_BYTES = 4  # weights, gradients and optimizer moments are float32, whatever the compute dtype
+ADAMW_BYTES_PER_PARAM = 4 * FLOAT_BYTES  # weight, gradient, two moments
+SKIP_HINT = "pass --skip-memory-check if you know better"
+
+
+def param_count(m: GPTConfig) -> int:
+    """Parameters of `GPT(m)`, each shared (tied) tensor once, counted from the config alone.
+
+    Python integers, so a config asking for 10**26 layers gives an exact, huge number instead of an overflow."""
+    C, hs = m.n_embd, m.n_embd // m.n_head
+    kv = m.n_kv_head or m.n_head
+    bias = 1 if m.bias else 0
+    norm = C * (2 if m.norm == "layernorm" and m.bias else 1)  # RMSNorm has no bias
+    qkv_out = (m.n_head + 2 * kv) * hs
+    attention = C * qkv_out + bias * qkv_out + C * C + bias * C
+    if m.qk_norm:
+        attention += 2 * hs * (2 if m.norm == "layernorm" and m.bias else 1)
+    hidden = mlp_hidden_size(m)
+    matrices_in = 2 if m.mlp == "swiglu" else 1
+    mlp = matrices_in * (C * hidden + bias * hidden) + hidden * C + bias * C
+    block = 2 * norm + attention + mlp
+    embeddings = m.vocab_size * C + (m.block_size * C if m.pos == "learned" else 0)
+    head = 0 if m.tie_embeddings else m.vocab_size * C
+    return embeddings + m.n_layer * block + norm + head
+
+
+def buffer_bytes(m: GPTConfig) -> int:
+    """The RoPE tables (cos and sin for every position), the model's only buffers."""
+    return FLOAT_BYTES * 2 * m.block_size * (m.n_embd // m.n_head // 2) if m.pos == "rope" else 0
+
+
+def model_bytes(m: GPTConfig) -> int:
+    """The model's float32 weights and buffers."""
+    return FLOAT_BYTES * param_count(m) + buffer_bytes(m)
+
+
+def activation_bytes(m: GPTConfig, batch_size: int) -> int:
+    """A floor on what one micro-batch keeps for its backward pass: per layer the block's inputs, q/k/v, the
+    attention output and the MLP's hidden activations; the logits and their softmax; and, when attention has
+    dropout (no fused kernel then), one T x T score matrix per head and layer."""
+    tokens = batch_size * m.block_size
+    hidden = mlp_hidden_size(m) * (3 if m.mlp == "swiglu" else 2)
+    per_layer = tokens * (8 * m.n_embd + hidden)
+    if m.attention_dropout() > 0:
+        per_layer += batch_size * m.n_head * m.block_size * m.block_size
+    return FLOAT_BYTES * (m.n_layer * per_layer + 2 * tokens * m.vocab_size)
+
+
+def available_bytes(device: torch.device) -> int:
+    """Memory free for this process on `device` (a CPU's available RAM; a GPU's free memory)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:  # macOS and other Unixes: the physical memory (an MPS device shares it too)
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62  # unknown: check nothing
+
+
+def human(size: int) -> str:
+    """Bytes as a short text: 912 MB, 1.2 TB, 3.4e+22 bytes."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}" if size < 1e15 else f"{float(size):.1e} bytes"
+    return f"{size} bytes"
+
+
+def _where(device: torch.device) -> str:
+    return "this machine" if device.type == "cpu" else str(device)
+
+
+def _shape_settings(m: GPTConfig) -> str:
+    return (
+        f"`model.n_layer`={m.n_layer}, `model.n_embd`={m.n_embd}, `model.vocab_size`={m.vocab_size}, "
+        f"`model.block_size`={m.block_size}"
+    )
+
+
+@dataclass
+class TrainingMemory:
+    """What a training run needs at least, in bytes."""
+
+    state: int  # weights, gradients, optimizer moments
+    activations: int  # one micro-batch's saved activations
+    batch: int  # the micro-batch's token ids (inputs and targets, int64)
+
+    @property
+    def total(self) -> int:
+        return self.state + self.activations + self.batch
+
+
+def training_bytes(config: RunConfig) -> TrainingMemory:
+    m, t = config.model, config.train
+    return TrainingMemory(
+        state=ADAMW_BYTES_PER_PARAM * param_count(m) + buffer_bytes(m),
+        activations=activation_bytes(m, t.batch_size),
+        batch=2 * 8 * t.batch_size * m.block_size,
+    )
+
+
+def check_training_fits(config: RunConfig, device: torch.device, processes: int = 1) -> None:
+    """Refuse a run whose weights, optimizer state and one micro-batch cannot fit in `device`'s free memory.
+
+    `processes` that share this memory (torchrun on one machine's CPU) each need their own copy."""
+    need = training_bytes(config)
+    free = available_bytes(device)
+    if need.total * processes <= free:
+        return
+    m, t = config.model, config.train
+    shared = f" for {processes} processes" if processes > 1 else ""
+    raise GptkitError(
+        f"the run needs at least {human(need.total * processes)}{shared} but {_where(device)} has {human(free)} free: "
+        f"{param_count(m):,} parameters ({_shape_settings(m)}) take {human(need.state)} with gradients and AdamW "
+        f"state, and a micro-batch (`train.batch_size`={t.batch_size} x block {m.block_size}) "
+        f"{human(need.activations + need.batch)}; make them smaller, or {SKIP_HINT}"
+    )
+
+
+def check_model_fits(m: GPTConfig, device: torch.device, source: str) -> None:
+    """Refuse to build a model whose weights alone cannot fit in `device`'s free memory."""
+    need, free = model_bytes(m), available_bytes(device)
+    if need > free:
+        raise GptkitError(
+            f"{source}: the model has {param_count(m):,} parameters ({_shape_settings(m)}), {human(need)} of "
+            f"weights, but {_where(device)} has {human(free)} free; {SKIP_HINT}"
+        )

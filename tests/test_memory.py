@@ -1,0 +1,155 @@
+"""No config may take the machine's memory: sizes are worked out from the config and refused before anything is
+allocated, through --set, TOML and an imported config.json alike, with an escape for those who know better."""
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import pytest
+import torch
+from helpers import tiny_config
+
+from gptkit.config import resolve_config
+from gptkit.errors import GptkitError
+from gptkit.memory import param_count, training_bytes
+from gptkit.model import GPT
+from gptkit.presets import PRESETS
+
+# Runs a command and prints its peak RSS in KiB: a fresh parent, so no earlier child of pytest counts.
+PEAK_RSS = (
+    "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+    "print(code.returncode); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(code.stderr)"
+)
+
+
+def run_measured(*args: str) -> tuple[int, int, str, float]:
+    """(exit code, peak RSS in bytes, stderr, seconds) of `gptkit ARGS`."""
+    began = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, sys.executable, "-m", "gptkit", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    code, rss, stderr = out.split("\n", 2)
+    return int(code), int(rss) * 1024, stderr.strip(), time.monotonic() - began
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_the_count_from_the_config_is_the_models_own(preset):
+    base = resolve_config(preset=preset).model
+    base.vocab_size = 97
+    options = itertools.product(["learned", "rope"], ["layernorm", "rmsnorm"], ["gelu", "swiglu"], [True, False])
+    for pos, norm, mlp, flag in options:
+        kv = 1 if flag and base.n_head % 2 == 0 else 0
+        config = replace(base, pos=pos, norm=norm, mlp=mlp, bias=flag, tie_embeddings=not flag, qk_norm=flag)
+        config = replace(config, n_kv_head=kv, mlp_hidden=96 if flag else 0)
+        with torch.device("meta"):
+            model = GPT(config)
+        assert param_count(config) == model.num_params(non_embedding=False), config
+
+
+def test_the_estimate_is_a_floor_of_what_training_really_takes(small_data):
+    config = tiny_config(small_data, "train.batch_size=16", "model.block_size=64", "model.vocab_size=65")
+    need = training_bytes(config)
+    model = GPT(config.model)
+    params = sum(p.numel() for p in model.parameters())
+    assert need.state >= 16 * params  # weights, gradients and two AdamW moments in float32
+    x = torch.randint(0, 65, (16, 64))
+    saved = []
+
+    def keep(tensor):
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        model(x, x)
+    assert need.activations <= sum(saved)  # a floor: what autograd keeps is more
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        ["--set", "model.n_layer=10000"],
+        ["--set", "train.batch_size=10000000"],
+        ["--set", "model.n_embd=1048576", "model.n_head=1"],
+        ["--config", "HUGE_TOML"],
+    ],
+)
+def test_a_config_that_cannot_fit_is_refused_in_seconds_and_little_memory(small_data, tmp_path, setting):
+    toml = tmp_path / "huge.toml"
+    toml.write_text("[model]\nn_layer = 100000000000000000000000000\n")
+    args = [str(toml) if a == "HUGE_TOML" else a for a in setting]
+    code, rss, stderr, seconds = run_measured("train", "--data", str(small_data), "--out", str(tmp_path / "r"), *args)
+    assert code == 2, stderr
+    assert stderr.startswith("error: the run needs at least") and stderr.count("\n") == 0
+    assert "--skip-memory-check" in stderr
+    named = "train.batch_size" if "batch_size" in " ".join(args) else "model.n_layer"
+    assert f"`{named}`=" in stderr
+    assert rss < 1 << 30 and seconds < 10, (rss, seconds)
+    assert not (tmp_path / "r").exists()  # nothing written
+
+
+def test_an_imported_config_may_not_claim_more_than_its_weights_hold(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    small = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=100)
+    folder = tmp_path / "hf"
+    transformers.GPT2LMHeadModel(small).save_pretrained(folder)
+    raw = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**raw, "n_layer": 10000}))
+    code, rss, stderr, seconds = run_measured("import", str(folder), "--out", str(tmp_path / "run"))
+    assert code == 2 and "n_layer=10000, but the weights hold 2 layers" in stderr, stderr
+    assert rss < 1 << 30 and seconds < 10
+    (folder / "config.json").write_text(json.dumps({**raw, "n_embd": 1 << 20, "n_head": 1}))
+    code, _, stderr, _ = run_measured("import", str(folder), "--out", str(tmp_path / "run"))
+    assert code == 2 and "the token embedding is (100, 32)" in stderr, stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_config_json_edited_to_a_huge_model_is_refused_before_it_is_built(trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "edited"
+    shutil.copytree(trained_run, run)
+    raw = json.loads((run / "config.json").read_text())
+    raw["model"]["n_layer"] = 10000
+    (run / "config.json").write_text(json.dumps(raw))
+    for command in (["sample", str(run), "--max-new-tokens", "2"], ["export", str(run), "--out", str(tmp_path / "x")]):
+        code, rss, stderr, seconds = run_measured(*command)
+        assert code == 2 and "config.json describes a model of" in stderr, stderr
+        assert rss < 1 << 30 and seconds < 10
+
+
+def test_the_check_can_be_skipped_by_those_who_know_better(small_data, tmp_path, monkeypatch):
+    from gptkit.train import loop
+
+    monkeypatch.setattr("gptkit.memory.available_bytes", lambda device: 1 << 20)  # a machine with 1 MB free
+    config = tiny_config(small_data, "train.max_iters=2", "train.eval_interval=2")
+    with pytest.raises(GptkitError, match="has 1.0 MB free"):
+        loop.train(config, tmp_path / "refused", echo=lambda line: None, progress=False)
+    result = loop.train(config, tmp_path / "forced", echo=lambda line: None, progress=False, check_memory=False)
+    assert result.step == 2
+    cli = subprocess.run(
+        [sys.executable, "-m", "gptkit", "train", "--help"], capture_output=True, text=True, timeout=60
+    ).stdout
+    assert "--skip-memory-check" in cli
+
+
+def test_a_rope_run_edited_to_a_huge_context_is_refused_before_its_tables_are_built(tmp_path):
+    from gptkit.checkpoint import save_weights, write_run_config
+    from gptkit.config import RunConfig
+    from gptkit.tokenizer.char import CharTokenizer
+
+    run = tmp_path / "rope"
+    config = RunConfig(model=resolve_config(preset="llama-tiny").model)
+    config.model.vocab_size = 65
+    save_weights(GPT(config.model), run / "model.safetensors")
+    CharTokenizer.from_text("".join(chr(32 + i) for i in range(65))).save(run / "tokenizer.json")
+    config.model.block_size = 10**12  # the weights do not say how long the context is; the RoPE tables do
+    write_run_config(run, config)
+    code, rss, stderr, seconds = run_measured("sample", str(run), "--max-new-tokens", "2")
+    assert code == 2 and "`model.block_size`=1000000000000" in stderr and "free" in stderr, stderr
+    assert rss < 1 << 30 and seconds < 10
