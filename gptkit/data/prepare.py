@@ -300,7 +300,7 @@ def _encoded(jobs: Iterator, tok, workers: int) -> Iterator[tuple[str, np.ndarra
     """Encoded jobs in order; with workers > 1, at most 2 jobs per worker are in flight (bounded memory)."""
     if workers == 1:
         for split, job in jobs:
-            yield split, _encode_in_main(job, tok)
+            yield split, encode_job(job, tok)
         return
     with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(tok.to_dict(),)) as pool:
         pending: deque = deque()
@@ -312,7 +312,3 @@ def _encoded(jobs: Iterator, tok, workers: int) -> Iterator[tuple[str, np.ndarra
         while pending:
             done_split, future = pending.popleft()
             yield done_split, future.result()
-
-
-def _encode_in_main(job: list, tok) -> np.ndarray:
-    return encode_job(job, tok)

@@ -76,14 +76,14 @@ class Passages:
 
     def __init__(self, dataset: TokenDataset, split: str, block_size: int, tokenizer, unit: str = "paragraph"):
         table = newline_table(tokenizer, dataset.vocab_size)
-        self.shards, self.starts, self.lengths = [], [], []
+        self.shards, where, lengths = [], [], []
         for number, shard in enumerate(dataset.shards[split]):
-            starts, lengths = passage_spans(np.asarray(shard), table, block_size, PASSAGE_BREAKS[unit])
+            starts, sizes = passage_spans(np.asarray(shard), table, block_size, PASSAGE_BREAKS[unit])
             self.shards.append(shard)
-            self.starts.append(np.stack([np.full_like(starts, number), starts], 1))
-            self.lengths.append(lengths)
-        self.where = np.concatenate(self.starts) if self.starts else np.zeros((0, 2), np.int64)
-        self.lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64)
+            where.append(np.stack([np.full_like(starts, number), starts], 1))  # (shard, start) per passage
+            lengths.append(sizes)
+        self.where = np.concatenate(where) if where else np.zeros((0, 2), np.int64)
+        self.lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
         if len(self.lengths) == 0:
             raise GptkitError(
                 f"--data {dataset.path}: the {split} split has no passage of {MIN_LENGTH} tokens or more; "
@@ -92,9 +92,6 @@ class Passages:
 
     def __len__(self) -> int:
         return len(self.lengths)
-
-    def num_tokens(self) -> int:
-        return int(self.lengths.sum())
 
     def batch(self, indices, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T) int64 ids of the passages `indices`, right-padded with `pad_id`, and (B, T) bool: real tokens."""

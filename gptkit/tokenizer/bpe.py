@@ -189,9 +189,6 @@ class BPETokenizer:
         """Ids -> text; bytes that do not form valid UTF-8 (a partial character) become U+FFFD."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
-    def piece(self, token_id: int) -> bytes:
-        return self.decode_bytes([token_id])
-
     # -- saving -----------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict:

@@ -47,14 +47,6 @@ def to_visible(data: bytes) -> str:
     return "".join(table[b] for b in data)
 
 
-def from_visible(text: str, source: str) -> bytes:
-    table = unicode_to_byte()
-    try:
-        return bytes(table[c] for c in text)
-    except KeyError as err:
-        raise GptkitError(f"{source}: token {text!r} has a character outside GPT-2's byte table ({err})") from None
-
-
 def _read_json(path: Path):
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
