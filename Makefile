@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	@scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
+
+# Everything but the tests marked slow (torchrun launches, kills, end-to-end CLI runs): about half the time.
+test-fast: $(STAMP)
+	@scripts/ensure-chromium.sh
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check gptkit tests bench experiments

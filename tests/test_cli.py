@@ -11,6 +11,7 @@ def cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "gptkit", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow
 def test_prepare_train_sample_end_to_end(tmp_path, small_text_file):
     done = cli("prepare", str(small_text_file), "--tokenizer", "char", "--out", str(tmp_path / "data"))
     assert done.returncode == 0, done.stderr

@@ -42,6 +42,7 @@ def test_import_encode_export_from_the_command_line(tmp_path, capsys):
     assert gptkit.load_tokenizer(tmp_path / "back.json").encode("Hello world") == [15496, 995]
 
 
+@pytest.mark.slow
 def test_train_bpe_prepare_train_and_sample_end_to_end(tmp_path, small_text_file):
     def run(*args):
         done = subprocess.run([sys.executable, "-m", "gptkit", *args], capture_output=True, text=True, timeout=300)

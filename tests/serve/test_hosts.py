@@ -70,6 +70,7 @@ def test_ip_addresses_and_allowed_names_pass_and_other_pages_are_refused(public_
     assert call(public_server.url, Authorization="Bearer wrong")[0] == 401  # the key is still needed
 
 
+@pytest.mark.slow
 def test_listening_beyond_loopback_without_a_key_is_refused_unless_meant(trained_run):
     command = [sys.executable, "-m", "gptkit", "serve", str(trained_run), "--host", "0.0.0.0", "--port", "0"]
     refused = subprocess.run(command, capture_output=True, text=True, timeout=60)

@@ -22,6 +22,8 @@ from gptkit.checkpoint import read_run_config
 from gptkit.train.loop import train
 from gptkit.train.metrics import read_metrics
 
+pytestmark = pytest.mark.slow  # every test here launches torchrun with 2 processes
+
 QUIET = {"echo": lambda line: None, "progress": False}
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 # The same schedule whatever max_iters a run stops at, so shorter runs are prefixes of longer ones; dropout

@@ -74,6 +74,7 @@ def gptkit(*args, **kw):
     )
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, small_data):
     sets = [*TINY, "train.max_iters=300", "train.eval_interval=50", "model.dropout=0.1", "train.peak_flops=0"]
     common = ["train", "--data", str(small_data), "--set", *sets]
@@ -160,9 +161,10 @@ def test_init_from_refuses_data_with_another_tokenizer(tmp_path, trained_run):
 def test_gradient_accumulation_matches_one_big_batch():
     import torch
 
-    from gptkit.config import GPTConfig, TrainConfig
+    from gptkit.config import GPTConfig, RunConfig, TrainConfig
     from gptkit.model import GPT
-    from gptkit.train.loop import train_step
+    from gptkit.objectives.causal import CausalLM
+    from gptkit.train.loop import StepParts, train_step
     from gptkit.train.optim import build_optimizer
 
     cpu = torch.device("cpu")
@@ -181,7 +183,8 @@ def test_gradient_accumulation_matches_one_big_batch():
         optimizer.register_step_pre_hook(lambda opt, *_: grads.extend(p.grad.clone() for p in model.parameters()))
         scaler = torch.amp.GradScaler("cpu", enabled=False)
         feed = iter(batches)
-        loss = train_step(model, model, optimizer, scaler, lambda: next(feed), cfg, 1e-3, cpu, torch.float32)
+        parts = StepParts(model, model, optimizer, scaler, CausalLM(RunConfig()).loss, cpu, torch.float32)
+        loss = train_step(parts, lambda: next(feed), cfg, 1e-3)
         results.append((loss.item(), torch.cat([g.flatten() for g in grads])))
     assert results[0][0] == pytest.approx(results[1][0], abs=1e-6)
     assert torch.allclose(results[0][1], results[1][1], atol=1e-7, rtol=1e-5)
