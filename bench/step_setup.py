@@ -8,7 +8,7 @@ from gptkit.data.prepare import prepare
 from gptkit.model import GPT
 from gptkit.runtime import pick_device, resolve_dtype
 from gptkit.train.data import TrainingData
-from gptkit.train.loop import train_step
+from gptkit.train.loop import StepParts, train_step
 from gptkit.train.optim import build_optimizer
 
 
@@ -27,6 +27,9 @@ class StepSetup:
         self.optimizer = build_optimizer(self.model, self.cfg, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=(self.dtype == torch.float16))
         self.generator = torch.Generator().manual_seed(self.cfg.seed)
+        self.parts = StepParts(
+            self.runner, self.model, self.optimizer, self.scaler, self.data.objective.loss, self.device, self.dtype
+        )
 
     def next_batch(self):
         return self.data.batch(0, self.cfg.batch_size, self.config.model.block_size, self.generator, self.device)
@@ -34,6 +37,4 @@ class StepSetup:
     def step(self) -> torch.Tensor:
         """One optimizer step; the mean loss as a device tensor (no sync)."""
         cfg = self.cfg
-        return train_step(
-            self.runner, self.model, self.optimizer, self.scaler, self.next_batch, cfg, cfg.lr, self.device, self.dtype
-        )
+        return train_step(self.parts, self.next_batch, cfg, cfg.lr)

@@ -88,7 +88,7 @@ def main() -> None:
                 "train.objective=mlm",
                 "model.causal=false",
                 f"model.block_size={blocks[kind]}",
-                f"train.mlm_whole_word={str(whole_word).lower()}",
+                f"mlm.whole_word={str(whole_word).lower()}",
                 f"train.max_iters={args.steps}",
                 f"train.eval_interval={args.steps}",
             ]

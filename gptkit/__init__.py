@@ -1,14 +1,24 @@
 """gptkit: build a GPT language model from scratch on your own text, and use it.
 
-Entry points: `gptkit.load(run_dir)` for a trained run (`.generate`, `.stream`, `.model`, `.tokenizer`,
-`.config`) and `gptkit.load_tokenizer(path)`. The command line is `gptkit --help`. Heavy modules (torch)
+Entry points: `gptkit.train(out_dir, data=..., preset=...)` to train (or `resume=True` to continue),
+`gptkit.load(run_dir)` for a trained run (`.generate`, `.stream`, `.model`, `.tokenizer`, `.config`) and
+`gptkit.load_tokenizer(path)`. The command line is `gptkit --help`. Heavy modules (torch)
 are imported on first use so that `import gptkit` and `gptkit --help` stay instant.
 """
 
 from gptkit.errors import GptkitError
 
 __version__ = "0.1.0"
-__all__ = ["GptkitError", "load", "load_tokenizer", "__version__"]
+__all__ = ["GptkitError", "load", "load_tokenizer", "train", "__version__"]
+
+
+def __getattr__(name: str):
+    """`gptkit.train` (a package you can call, see `gptkit.train`) is imported on first use."""
+    if name == "train":
+        import importlib
+
+        return importlib.import_module("gptkit.train")
+    raise AttributeError(f"module 'gptkit' has no attribute {name!r}")
 
 
 def load(run_dir, *, weights: str = "last", device: str = "auto"):

@@ -39,25 +39,20 @@ def cmd_prepare(args) -> None:
 
 
 def _train_config(args):
-    from gptkit.checkpoint import read_run_config
-    from gptkit.config import DataSource, resolve_config
+    from gptkit.train.settings import run_settings
 
     overrides = list(args.set)
     if args.device:
         overrides.append(f"train.device={args.device}")
-    if args.resume:
-        base = read_run_config(args.out)  # the run's own settings; --set may still change e.g. max_iters
-        config = resolve_config(toml_path=args.config, overrides=overrides, base=base, preset=args.preset)
-    elif args.init_from:
-        base = read_run_config(args.init_from)  # its network shape (and vocabulary size) carry over
-        config = resolve_config(
-            preset=args.preset, toml_path=args.config, overrides=overrides, base=base, keep_model=True
-        )
-    else:
-        config = resolve_config(preset=args.preset, toml_path=args.config, overrides=overrides)
-    if args.data:
-        config.data = [DataSource(path=args.data)]
-    return config
+    return run_settings(
+        args.out,
+        preset=args.preset,
+        toml_path=args.config,
+        overrides=overrides,
+        data=args.data,
+        resume=args.resume,
+        init_from=args.init_from,
+    )
 
 
 def cmd_train(args) -> None:
@@ -69,6 +64,7 @@ def cmd_train(args) -> None:
     if not args.out:
         raise GptkitError("train: --out RUN_DIR is required (where the run's weights, config and logs go)")
     config = _train_config(args)
+    from gptkit.objectives import objective_for
     from gptkit.train.loop import train
 
     result = train(
@@ -81,11 +77,7 @@ def cmd_train(args) -> None:
     )
     if result.rank != 0:  # under torchrun, rank 0 speaks for all
         return
-    use = (
-        f'fill in with: gptkit fill {result.run_dir} "text with <|mask|>"'
-        if config.train.objective == "mlm"
-        else f'sample with: gptkit sample {result.run_dir} --prompt "..."'
-    )
+    use = objective_for(config).next_step(result.run_dir)
     print(f"done: {result.step} steps, final val loss {result.val_loss:.4f} (best {result.best_val_loss:.4f}); {use}")
 
 
@@ -157,57 +149,35 @@ def cmd_import(args) -> None:
 def cmd_eval(args) -> None:
     import json
 
-    from gptkit.evaluate import evaluate_dataset, evaluate_text
     from gptkit.run import load_run
 
     if not args.data and not args.text:
         raise GptkitError("eval: pass --data DIR (prepared) and/or --text FILE (raw text) to evaluate on")
     run = load_run(args.run, weights=args.weights, device=args.device or "auto")
-    if not run.model.config.causal:
-        return _eval_masked(run, args)
-    limits = {"max_tokens": args.max_tokens, "context": args.context}
-    results = [evaluate_dataset(run, d, split=args.split, **limits) for d in args.data]
-    results += [evaluate_text(run, t, **limits) for t in args.text]
+    results = run.objective.evaluate(
+        run,
+        data=args.data,
+        texts=args.text,
+        split=args.split,
+        max_tokens=args.max_tokens,
+        context=args.context,
+        whole_word={"run": None, "yes": True, "no": False}[args.whole_word],
+    )
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
         return
-    print(f"{'data':<28} {'tokens':>10} {'context':>8} {'loss':>8} {'perplexity':>11} {'bits/byte':>10}")
-    for r in results:
-        print(
-            f"{r.name:<28} {r.tokens:>10,} {r.context:>8} {r.loss:>8.4f} {r.perplexity:>11.3f} {r.bits_per_byte:>10.4f}"
-        )
-
-
-def _eval_masked(run, args) -> None:
-    import json
-
-    from gptkit.evaluate_mlm import evaluate_masked
-
-    if args.text:
-        raise GptkitError("eval: a masked LM is evaluated on prepared data (--data DIR), not --text")
-    if args.context is not None:
-        raise GptkitError("eval: --context is for causal models; a masked LM is scored on whole passages")
-    whole_word = {"run": None, "yes": True, "no": False}[args.whole_word]
-    results = [
-        evaluate_masked(run, d, split=args.split, whole_word=whole_word, max_tokens=args.max_tokens) for d in args.data
-    ]
-    if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
-        return
-    print(f"{'data':<28} {'masked':>8} {'loss':>8} {'accuracy':>9} {'bits/char':>10} {'whole words':>12}")
-    for r in results:
-        print(
-            f"{r.name:<28} {r.selected_tokens:>8,} {r.loss:>8.4f} {r.accuracy:>9.2%} {r.bits_per_character:>10.4f} "
-            f"{'yes' if r.whole_word else 'no':>12}"
-        )
+    print(results[0].HEADER)
+    for result in results:
+        print(result.row())
 
 
 def cmd_fill(args) -> None:
-    from gptkit.evaluate_mlm import fill_masks
     from gptkit.run import load_run
 
+    if args.top_k < 1:
+        raise GptkitError(f"--top-k {args.top_k}: must be >= 1")
     run = load_run(args.run, weights=args.weights, device=args.device or "auto")
-    guesses, filled = fill_masks(run, unescape(args.text), top_k=args.top_k)
+    guesses, filled = run.objective.fill(run, unescape(args.text), top_k=args.top_k)
     for number, options in enumerate(guesses, 1):
         print(f"mask {number}: " + "  ".join(f"{text!r} {prob:.1%}" for text, prob in options))
     print(filled)
@@ -331,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("fill", help="masked LMs: the likeliest tokens for each <|mask|> in a text")
-    p.add_argument("run", help="run directory of a model trained with train.objective=mlm")
+    p.add_argument("run", help="run directory of a masked language model (train.objective = mlm)")
     p.add_argument("text", help="text with <|mask|> where tokens should be guessed (\\n for a newline)")
     p.add_argument("--top-k", type=int, default=5, help="guesses shown per mask (default 5)")
     p.add_argument("--weights", default="last", choices=["last", "best"])

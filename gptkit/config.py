@@ -49,6 +49,7 @@ def check_field_types(settings, section: str) -> None:
 POS_CHOICES = ("learned", "rope", "none")
 NORM_CHOICES = ("layernorm", "rmsnorm")
 MLP_CHOICES = ("gelu", "swiglu", "relu2")
+OBJECTIVE_NAMES = ("causal", "mlm")  # the modules behind them live in gptkit.objectives
 
 
 @dataclass
@@ -143,12 +144,9 @@ class TrainConfig:
     schedule: str = _doc("cosine", "LR after warmup: cosine (decay all along) or wsd (stable, then linear cooldown)")
     cooldown_frac: float = _doc(0.2, "wsd: the final share of the run over which the LR falls to min_lr")
     time_budget_s: float = _doc(0.0, "stop after this many wall-clock seconds of training (0 = off; max_iters caps it)")
-    objective: str = _doc("causal", "causal (predict the next token) or mlm (masked tokens; needs model.causal=false)")
-    mlm_prob: float = _doc(0.15, "mlm: share of tokens (or words) selected for prediction (BERT: 0.15)")
-    mlm_mask: float = _doc(0.8, "mlm: share of selected tokens replaced by <|mask|> (BERT: 0.8)")
-    mlm_random: float = _doc(0.1, "mlm: share of selected tokens replaced by a random token; the rest stay (BERT: 0.1)")
-    mlm_passages: str = _doc("paragraph", "mlm: cut the text into passages at blank lines (paragraph) or at every line")
-    mlm_whole_word: bool = _doc(False, "mlm: select whole words (every piece of a word together), not single tokens")
+    objective: str = _doc(
+        "causal", "what the model learns: causal (the next token) or mlm (masked tokens, settings in [mlm])"
+    )
 
     @property
     def final_lr(self) -> float:
@@ -186,14 +184,28 @@ class TrainConfig:
                 f"need 0 < `train.cooldown_frac` <= 1 and `train.time_budget_s` >= 0, got {self.cooldown_frac}, "
                 f"{self.time_budget_s}"
             )
-        if self.mlm_passages not in ("paragraph", "line"):
-            raise GptkitError(f"`train.mlm_passages`={self.mlm_passages!r} is not one of paragraph, line")
-        if self.objective not in ("causal", "mlm"):
-            raise GptkitError(f"`train.objective`={self.objective!r} is not one of causal, mlm")
-        if not 0 < self.mlm_prob <= 1 or min(self.mlm_mask, self.mlm_random) < 0 or self.mlm_mask + self.mlm_random > 1:
+        if self.objective not in OBJECTIVE_NAMES:
+            raise GptkitError(f"`train.objective`={self.objective!r} is not one of {', '.join(OBJECTIVE_NAMES)}")
+
+
+@dataclass
+class MaskedLMConfig:
+    """Masked language modelling (`train.objective = "mlm"`): which tokens are hidden, and how (BERT's recipe)."""
+
+    prob: float = _doc(0.15, "share of tokens (or words) selected for prediction (BERT: 0.15)")
+    mask: float = _doc(0.8, "share of selected tokens replaced by <|mask|> (BERT: 0.8)")
+    random: float = _doc(0.1, "share of selected tokens replaced by a random token; the rest stay (BERT: 0.1)")
+    passages: str = _doc("paragraph", "cut the text into passages at blank lines (paragraph) or at every line")
+    whole_word: bool = _doc(False, "select whole words (every piece of a word together), not single tokens")
+
+    def validate(self) -> None:
+        check_field_types(self, "mlm")
+        if self.passages not in ("paragraph", "line"):
+            raise GptkitError(f"`mlm.passages`={self.passages!r} is not one of paragraph, line")
+        if not 0 < self.prob <= 1 or min(self.mask, self.random) < 0 or self.mask + self.random > 1:
             raise GptkitError(
-                "need 0 < `train.mlm_prob` <= 1 and `train.mlm_mask`, `train.mlm_random` >= 0 with a sum <= 1, got "
-                f"{self.mlm_prob}, {self.mlm_mask}, {self.mlm_random}"
+                "need 0 < `mlm.prob` <= 1 and `mlm.mask`, `mlm.random` >= 0 with a sum <= 1, got "
+                f"{self.prob}, {self.mask}, {self.random}"
             )
 
 
@@ -232,6 +244,7 @@ class RunConfig:
     model: GPTConfig = field(default_factory=GPTConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    mlm: MaskedLMConfig = field(default_factory=MaskedLMConfig)
     data: list[DataSource] = field(default_factory=list)
     stages: list[StageConfig] = field(default_factory=list)
     preset: str = ""
@@ -239,13 +252,7 @@ class RunConfig:
     def validate(self) -> None:
         self.model.validate()
         self.train.validate()
-        if (self.train.objective == "mlm") == self.model.causal:
-            raise GptkitError(
-                "`train.objective`=mlm needs `model.causal`=false (a masked token is predicted from both sides)"
-                if self.model.causal
-                else "`model.causal`=false lets every position see the next token, so `train.objective`=causal "
-                "would learn nothing; use --set train.objective=mlm, or keep model.causal=true"
-            )
+        self.mlm.validate()
         if self.stages and self.data:
             raise GptkitError(
                 "config: give either [[data]] (one mixture for the whole run) or [[stages]] (each with its own "
@@ -285,7 +292,9 @@ class RunConfig:
         return config
 
 
-_SECTIONS = {"model": GPTConfig, "train": TrainConfig, "log": LogConfig}
+_SECTIONS = {"model": GPTConfig, "train": TrainConfig, "log": LogConfig, "mlm": MaskedLMConfig}
+# Settings that moved, as (section, old key) -> (section, key): old run directories and old --set lines still work.
+MOVED_KEYS = {("train", f"mlm_{name}"): ("mlm", name) for name in ("prob", "mask", "random", "passages", "whole_word")}
 
 
 def valid_keys() -> list[str]:
@@ -300,7 +309,8 @@ def apply_dict(config: RunConfig, raw: dict, *, source: str) -> None:
             if not isinstance(value, dict):
                 raise GptkitError(f"{source}: `{key}` must be a table of settings, got {value!r}")
             for name, item in value.items():
-                _set_field(getattr(config, key), key, name, item, source=source)
+                section, name = MOVED_KEYS.get((key, name), (key, name))
+                _set_field(getattr(config, section), section, name, item, source=source)
         elif key == "data":
             config.data = _parse_data(value, source=source)
         elif key == "stages":
@@ -309,7 +319,7 @@ def apply_dict(config: RunConfig, raw: dict, *, source: str) -> None:
             config.preset = str(value)
         else:
             raise GptkitError(
-                f"{source}: unknown section `{key}`; valid sections: model, train, log, data, stages, preset"
+                f"{source}: unknown section `{key}`; valid sections: {', '.join(_SECTIONS)}, data, stages, preset"
             )
 
 

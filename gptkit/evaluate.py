@@ -30,8 +30,17 @@ class EvalResult:
     bits_per_byte: float
     context: int  # tokens per scoring window: each token is predicted from up to this many before it
 
+    HEADER = f"{'data':<28} {'tokens':>10} {'context':>8} {'loss':>8} {'perplexity':>11} {'bits/byte':>10}"
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def row(self) -> str:
+        """This result as a line of `HEADER`'s table."""
+        return (
+            f"{self.name:<28} {self.tokens:>10,} {self.context:>8} {self.loss:>8.4f} {self.perplexity:>11.3f} "
+            f"{self.bits_per_byte:>10.4f}"
+        )
 
 
 def byte_lengths(tokenizer, vocab_size: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Evaluating and using a masked language model: `gptkit eval` on an mlm run, and `gptkit fill`.
+"""Evaluating a masked language model: what `gptkit eval` reports for an mlm run.
 
 `evaluate_masked` walks every passage of a split in order, masks it with the run's recipe (or forced
 whole-word masking) from a fixed seed, and reports over the selected tokens: loss, top-1 accuracy, and
@@ -17,7 +17,6 @@ from gptkit.data.masking import MaskingRecipe, character_lengths, mask_tokens, o
 from gptkit.data.segments import Passages
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import MASK_TOKEN, PAD_TOKEN, load_tokenizer, with_specials
-from gptkit.tokenizer.char import UnknownCharacterError
 
 
 @dataclass
@@ -30,8 +29,17 @@ class MaskedEvalResult:
     bits_per_character: float
     whole_word: bool
 
+    HEADER = f"{'data':<28} {'masked':>8} {'loss':>8} {'accuracy':>9} {'bits/char':>10} {'whole words':>12}"
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def row(self) -> str:
+        """This result as a line of `HEADER`'s table."""
+        return (
+            f"{self.name:<28} {self.selected_tokens:>8,} {self.loss:>8.4f} {self.accuracy:>9.2%} "
+            f"{self.bits_per_character:>10.4f} {'yes' if self.whole_word else 'no':>12}"
+        )
 
 
 def check_masked_lm(run) -> None:
@@ -40,11 +48,6 @@ def check_masked_lm(run) -> None:
             f"{run.run_dir} is not a masked language model; train one with --set train.objective=mlm "
             "--set model.causal=false"
         )
-
-
-def run_recipe(run) -> MaskingRecipe:
-    t = run.config.train
-    return MaskingRecipe(t.mlm_prob, t.mlm_mask, t.mlm_random, t.mlm_whole_word)
 
 
 @torch.no_grad()
@@ -71,10 +74,10 @@ def evaluate_masked(
         raise GptkitError(f"--data {path}: prepared with another tokenizer than {run.run_dir}")
     if dataset.num_tokens(split) < 2:
         raise GptkitError(f"--data {path}: the {split} split is empty; evaluate --split train or prepare again")
-    recipe = run_recipe(run)
+    recipe = MaskingRecipe.of(run.config.mlm)
     if whole_word is not None:
         recipe = replace(recipe, whole_word=whole_word)
-    passages = Passages(dataset, split, run.model.config.block_size, run.tokenizer, run.config.train.mlm_passages)
+    passages = Passages(dataset, split, run.model.config.block_size, run.tokenizer, run.config.mlm.passages)
     edges = word_edges_table(run.tokenizer, run.tokenizer.vocab_size) if recipe.whole_word else None
     chars = character_lengths(run.tokenizer, run.tokenizer.vocab_size)  # the model's may be padded larger
     replacements = ordinary_ids(run.tokenizer, dataset.vocab_size)
@@ -112,40 +115,3 @@ def evaluate_masked(
         nats / math.log(2) / max(characters, 1),
         recipe.whole_word,
     )
-
-
-@torch.no_grad()
-def fill_masks(run, text: str, *, top_k: int = 5) -> tuple[list[list[tuple[str, float]]], str]:
-    """For each `<|mask|>` in `text`: the `top_k` likeliest tokens with their probabilities; and the text
-    with every mask replaced by its likeliest token.
-
-    With a BPE tokenizer a space before a mask belongs to the masked word (" be" is one token, and a lone
-    " " is rare in training), so "not to <|mask|>" asks for the token after "to", space included."""
-    check_masked_lm(run)
-    if top_k < 1:
-        raise GptkitError(f"--top-k {top_k}: must be >= 1")
-    if MASK_TOKEN not in text:
-        raise GptkitError(
-            f"text: put {MASK_TOKEN} where a token should be guessed, e.g. 'To be or not to {MASK_TOKEN}'"
-        )
-    if getattr(run.tokenizer, "merges", None) is not None:
-        text = text.replace(" " + MASK_TOKEN, MASK_TOKEN)
-    try:
-        ids = run.tokenizer.encode(text, allowed_special=[MASK_TOKEN])
-    except UnknownCharacterError as err:
-        raise GptkitError(f"text: character {err.char!r} is not in the vocabulary of {run.run_dir}") from None
-    if len(ids) > run.model.config.block_size:
-        raise GptkitError(f"text: {len(ids)} tokens, more than block_size={run.model.config.block_size}; shorten it")
-    run.model.eval()
-    logits, _ = run.model(torch.tensor([ids], device=run.device))
-    ordinary = min(run.tokenizer.specials.values())  # specials come last; a guess is never one
-    probs = logits[0, :, :ordinary].float().softmax(-1).cpu()
-    mask_id = run.tokenizer.specials[MASK_TOKEN]
-    guesses, filled = [], list(ids)
-    for position, token in enumerate(ids):
-        if token != mask_id:
-            continue
-        top = probs[position].topk(min(top_k, ordinary))
-        guesses.append([(run.tokenizer.decode([int(i)]), float(p)) for p, i in zip(top.values, top.indices)])
-        filled[position] = int(top.indices[0])
-    return guesses, run.tokenizer.decode(filled)

@@ -15,6 +15,7 @@ from gptkit.checkpoint import BEST_FILE, WEIGHTS_FILE, load_model, read_run_conf
 from gptkit.errors import GptkitError
 from gptkit.generate import check_sampling_args, generate_tokens
 from gptkit.model import GPT
+from gptkit.objectives import Objective, objective_for
 from gptkit.runtime import pick_device
 from gptkit.streaming import cut_at_stops, decode_pieces
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
@@ -100,13 +101,14 @@ class Run:
             use_cache=use_cache,
         )
 
+    @property
+    def objective(self) -> Objective:
+        """What the run was trained to do (`gptkit.objectives`): continue text, fill in masks, ..."""
+        return objective_for(self.config)
+
     def check_generates(self) -> None:
-        """Only a causal model continues text; a masked LM (model.causal=false) fills in blanks instead."""
-        if not self.model.config.causal:
-            raise GptkitError(
-                f"{self.run_dir} is a masked language model (model.causal=false): it does not continue text; "
-                f'use `gptkit fill {self.run_dir} "text with <|mask|>"`'
-            )
+        """Refuse to continue text with a model whose objective does not (a masked LM fills in blanks)."""
+        self.objective.check_generates(self.run_dir)
 
     def stream_ids(
         self,

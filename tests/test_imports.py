@@ -14,7 +14,9 @@ LAYERS = [
     {"tokenizer", "model", "distributed"},
     {"memory"},
     {"data", "checkpoint", "generate", "streaming"},
-    {"train", "run", "hf", "hf_convert", "evaluate", "evaluate_mlm"},
+    {"evaluate", "evaluate_mlm"},
+    {"objectives"},
+    {"train", "run", "hf", "hf_convert"},
     {"chat", "info", "experiments", "viz", "serve"},
     {"cli", "cli_tokenizer", "cli_viz", "cli_serve", "__init__", "__main__"},
 ]

@@ -20,6 +20,11 @@ class MaskingRecipe:
     random: float = 0.1
     whole_word: bool = False
 
+    @classmethod
+    def of(cls, settings) -> "MaskingRecipe":
+        """The recipe of a run's `[mlm]` settings (`gptkit.config.MaskedLMConfig`)."""
+        return cls(settings.prob, settings.mask, settings.random, settings.whole_word)
+
 
 def word_edges_table(tokenizer, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per token id: does its text start with a letter or digit; can a word go on after it (it ends with

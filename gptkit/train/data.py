@@ -1,31 +1,29 @@
-"""What a training run reads: its datasets, the mixture in force at each step, and the eval datasets.
+"""What a training run reads: its datasets, the batch source in force at each step, and the eval sources.
 
 A run names datasets in `data` (mixed by weight) or in sequential `stages` (each its own mixture for its
 steps). All must share one tokenizer. Validation loss is measured on every dataset's own val split and
-reported per dataset; `val` is their plain mean. With `train.objective=mlm` the run reads one dataset as
-masked, padded passages (`gptkit.data.mlm`), and its tokenizer gains `<|mask|>` and `<|pad|>`.
-Batches are tuples: (inputs, targets) or, for mlm, (inputs, targets, key-padding mask); `forward_loss`
-runs either. Entry point: `TrainingData(config)`.
+reported per dataset; `val` is their plain mean. Where batches come from, the tokenizer the run trains with
+and the loss of a batch are the objective's (`gptkit.objectives`). Entry point: `TrainingData(config)`.
 """
-
-import math
 
 import torch
 
 from gptkit.config import RunConfig
 from gptkit.data.dataset import TokenDataset
-from gptkit.data.masking import MaskingRecipe
 from gptkit.data.mixture import Mixture, check_same_tokenizer
-from gptkit.data.mlm import MaskedPassages
 from gptkit.errors import GptkitError
+from gptkit.objectives import Objective, objective_for
 from gptkit.runtime import autocast_for
-from gptkit.tokenizer import MASK_TOKEN, PAD_TOKEN, load_tokenizer, with_specials
+from gptkit.tokenizer import load_tokenizer
 
 
 class TrainingData:
-    """The datasets of a run and the mixture to draw training batches from at a given step."""
+    """The datasets of a run and the batch source to draw training batches from at a given step.
 
-    def __init__(self, config: RunConfig):
+    Fills in `config.model.vocab_size` from the tokenizer when it is 0 (the one setting a run takes from its data)."""
+
+    def __init__(self, config: RunConfig, objective: Objective | None = None):
+        self.objective = objective or objective_for(config)
         sources = config.all_data()
         if not sources:
             raise GptkitError("train: no dataset given; pass --data DIR (a folder written by `gptkit prepare`)")
@@ -35,46 +33,12 @@ class TrainingData:
         self.datasets = {s.path: TokenDataset(s.path, name=s.label) for s in sources}
         check_same_tokenizer(list(self.datasets.values()))
         self.first = self.datasets[sources[0].path]
-        self.tokenizer = load_tokenizer(self.first.path)
-        mlm = config.train.objective == "mlm"
-        if mlm:
-            if len(sources) > 1 or config.stages:
-                raise GptkitError("`train.objective`=mlm trains on one dataset; mixtures and stages are causal-only")
-            self.tokenizer = with_specials(self.tokenizer, [MASK_TOKEN, PAD_TOKEN])
+        self.tokenizer = self.objective.training_tokenizer(load_tokenizer(self.first.path))
         model = config.model
         if model.vocab_size == 0:
             model.vocab_size = self.tokenizer.vocab_size
-        elif model.vocab_size < self.tokenizer.vocab_size and mlm:
-            raise GptkitError(
-                f"`train.objective`=mlm adds <|mask|> and <|pad|> to the tokenizer ({self.tokenizer.vocab_size} ids), "
-                f"but the model has {model.vocab_size} (from --init-from / --resume of a causal run?); train the "
-                "masked LM from scratch, or from a masked LM"
-            )
-        elif model.vocab_size < self.tokenizer.vocab_size:
-            raise GptkitError(
-                f"`model.vocab_size`={model.vocab_size} is smaller than the tokenizer's "
-                f"({self.tokenizer.vocab_size}); leave it at 0 to take it from the data"
-            )
-        if mlm:
-            t = config.train
-            recipe = MaskingRecipe(t.mlm_prob, t.mlm_mask, t.mlm_random, t.mlm_whole_word)
-            masked = MaskedPassages(self.first, self.tokenizer, model.block_size, recipe, t.mlm_passages)
-            if not masked.has_split("train"):
-                raise GptkitError(f"--data {self.first.path}: the train split is empty")
-            masked.name = self.first.name
-            self.plan = [(math.inf, masked)]
-            self.eval_sets = [masked] if masked.has_split("val") else []
-            return
-        phases = [(stage.steps, stage.data) for stage in config.stages] or [(math.inf, config.data)]
-        self.plan: list[tuple[float, Mixture]] = []
-        end = 0
-        for steps, data in phases:
-            for source in data:
-                self.datasets[source.path].check_block_size("train", model.block_size)
-            end += steps
-            mixture = Mixture([self.datasets[s.path] for s in data], [s.weight for s in data])
-            self.plan.append((end, mixture))
-        self.eval_sets = [d for d in self.datasets.values() if d.has_windows("val", model.block_size)]
+        self.objective.check_vocab(model.vocab_size, self.tokenizer.vocab_size)
+        self.plan, self.eval_sets = self.objective.batch_plan(self.datasets, self.tokenizer)
 
     def mixture_at(self, step: int) -> Mixture:
         return (
@@ -97,13 +61,6 @@ class TrainingData:
         return sum(d.num_tokens("train") for d in self.datasets.values())
 
 
-def forward_loss(model, batch):
-    """The loss of one batch: (inputs, targets) or (inputs, targets, key-padding mask)."""
-    if len(batch) == 3:
-        return model(batch[0], batch[1], key_mask=batch[2])[1]
-    return model(batch[0], batch[1])[1]
-
-
 @torch.no_grad()
 def estimate_loss(model, data: TrainingData, config: RunConfig, step: int, device, dtype) -> dict[str, float]:
     """Mean loss over `eval_iters` fixed batches: the training mixture at `step`, and each val split.
@@ -119,7 +76,7 @@ def estimate_loss(model, data: TrainingData, config: RunConfig, step: int, devic
         for _ in range(cfg.eval_iters):
             batch = draw(generator)
             with autocast_for(device, dtype):
-                total += forward_loss(model, batch)
+                total += data.objective.loss(model, batch)
         return (total / cfg.eval_iters).item()
 
     losses = {"train": mean_loss(lambda g: data.batch(step, cfg.batch_size, block, g, device))}

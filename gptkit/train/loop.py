@@ -42,10 +42,11 @@ from gptkit.distributed import World, distributed
 from gptkit.errors import GptkitError
 from gptkit.memory import check_training_fits
 from gptkit.model import GPT
+from gptkit.objectives import objective_for
 from gptkit.paths import check_output_folder
 from gptkit.runtime import autocast_for, measure_peak_flops, resolve_dtype
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
-from gptkit.train.data import TrainingData, estimate_loss, forward_loss
+from gptkit.train.data import TrainingData, estimate_loss
 from gptkit.train.metrics import METRICS_FILE, MetricsLog, Throughput
 from gptkit.train.optim import apply_optimizer_settings, build_optimizer, lr_at, set_lr
 from gptkit.train.tensorboard import TENSORBOARD_DIR, TensorBoardLog, summary_writer_class
@@ -129,29 +130,41 @@ def check_init_tokenizer(init_dir: Path, data_dir: Path) -> None:
         )
 
 
-def train_step(
-    runner, model, optimizer, scaler, next_batch, cfg, lr: float, device, dtype, ddp=None, seeds=None
-) -> torch.Tensor:
+@dataclass
+class StepParts:
+    """What every optimizer step works with, built once for a training session."""
+
+    runner: Callable  # the model as training calls it (compiled and/or wrapped in DDP)
+    model: torch.nn.Module  # the plain model, whose gradients are clipped
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    loss: Callable  # the objective's: loss(runner, batch) -> scalar tensor
+    device: torch.device
+    dtype: torch.dtype
+    ddp: torch.nn.parallel.DistributedDataParallel | None = None  # under torchrun
+
+
+def train_step(parts: StepParts, next_batch, cfg: TrainConfig, lr: float, seeds=None) -> torch.Tensor:
     """One optimizer step over `grad_accum` micro-batches; returns the mean loss as a device tensor (no sync).
 
-    With `ddp` (the DistributedDataParallel wrapper) gradients are all-reduced only in the last micro-step's
-    backward; the earlier ones accumulate locally under `no_sync`. `seeds` (one per micro-batch) seed the
-    global RNG before each forward (dropout)."""
+    Under DDP gradients are all-reduced only in the last micro-step's backward; the earlier ones accumulate
+    locally under `no_sync`. `seeds` (one per micro-batch) seed the global RNG before each forward (dropout)."""
+    optimizer, scaler, ddp = parts.optimizer, parts.scaler, parts.ddp
     set_lr(optimizer, lr)
-    loss_sum = torch.zeros((), device=device)
+    loss_sum = torch.zeros((), device=parts.device)
     for micro in range(cfg.grad_accum):
         batch = next_batch()
         if seeds is not None:
             torch.manual_seed(seeds[micro])
         last = micro == cfg.grad_accum - 1
         with ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext():
-            with autocast_for(device, dtype):
-                loss = forward_loss(runner, batch)
+            with autocast_for(parts.device, parts.dtype):
+                loss = parts.loss(parts.runner, batch)
             scaler.scale(loss / cfg.grad_accum).backward()
         loss_sum += loss.detach()
     if cfg.grad_clip > 0:
         scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(parts.model.parameters(), cfg.grad_clip)
     scaler.step(optimizer)
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
@@ -169,6 +182,7 @@ def describe_start(config: RunConfig, model: GPT, data: TrainingData, world: Wor
         [
             "model: " + " ".join(f"{k}={v}" for k, v in vars(m).items()),
             "train: " + " ".join(f"{k}={v}" for k, v in vars(t).items()),
+            *data.objective.describe(),
             *data.describe(),
             f"parameters: {model.num_params() / 1e6:.2f}M | device {where} | dtype {str(dtype).removeprefix('torch.')}"
             f" | peak {peak_flops / 1e9:.0f} GFLOP/s",
@@ -259,18 +273,18 @@ class Trainer:
         self.tensorboard = None
         if config.log.tensorboard and world.is_main:
             self.tensorboard = TensorBoardLog(run_dir, self.state.step if resume else None)
-        self.ddp = None
-        self.runner = self.evaluator = torch.compile(self.model) if self.cfg.compile else self.model
+        ddp = None
+        runner = self.evaluator = torch.compile(self.model) if self.cfg.compile else self.model
         if world.is_distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             # RoPE tables are the only buffers and are the same everywhere: no need to broadcast them.
-            self.ddp = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=device_ids, broadcast_buffers=False
-            )
+            ddp = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids, broadcast_buffers=False)
             # Compiling the DDP wrapper (not wrapping the compiled model) lets the compiler split the graph at
             # gradient buckets, so all-reduces overlap the backward pass.
-            self.runner = torch.compile(self.ddp) if self.cfg.compile else self.ddp
+            runner = torch.compile(ddp) if self.cfg.compile else ddp
             self.evaluator = self.model  # rank 0 alone, outside DDP; not compiled twice (evals are short)
+        loss = self.data.objective.loss
+        self.parts = StepParts(runner, self.model, self.optimizer, self.scaler, loss, self.device, self.dtype, ddp)
         # Measured on every rank at once (so it sees the contention the training will see), then averaged.
         peak = (
             self.cfg.peak_flops
@@ -299,9 +313,11 @@ class Trainer:
         self.device = world.device
         self.dtype = resolve_dtype(self.cfg.dtype, self.device)
         config.validate()
+        objective = objective_for(config)
+        objective.check()
         if init_from is not None and config.all_data():
             check_init_tokenizer(Path(init_from), Path(config.all_data()[0].path))
-        self.data = TrainingData(config)
+        self.data = TrainingData(config, objective)
         self.has_val = bool(self.data.eval_sets)
         if self.check_memory:  # before the model and batches exist: a bad config must not take the machine
             check_training_fits(config, self.device, processes_sharing_memory(world))
@@ -344,7 +360,7 @@ class Trainer:
             self.metrics.truncate_after(self.state.step)
         else:
             clear_run_dir(self.run_dir)
-            self.data.tokenizer.save(self.run_dir / TOKENIZER_FILE)  # the data's, plus <|mask|> etc. for mlm
+            self.data.tokenizer.save(self.run_dir / TOKENIZER_FILE)  # as the objective trains with it
         write_run_config(self.run_dir, self.config)  # on resume too: `--set train.max_iters` may have changed it
 
     def step_batches(self):
@@ -477,16 +493,10 @@ class Trainer:
                 break
             lr = lr_at(state.step, cfg, state.elapsed_s)
             loss = train_step(
-                self.runner,
-                self.model,
-                self.optimizer,
-                self.scaler,
+                self.parts,
                 self.step_batches(),
                 cfg,
                 lr,
-                self.device,
-                self.dtype,
-                ddp=self.ddp,
                 seeds=[
                     micro_batch_seed(cfg.seed, state.step, self.world.rank * cfg.grad_accum + i)
                     for i in range(cfg.grad_accum)
@@ -537,6 +547,7 @@ def train(
 
     Under torchrun (RANK/WORLD_SIZE set) every process calls this; see the module docstring.
     """
+    config = RunConfig.from_dict(config.to_dict())  # the run fills in vocab_size (and grad_accum on resume): a copy
     with distributed(config.train.device) as world:
         trainer = Trainer(
             config,

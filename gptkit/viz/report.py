@@ -90,12 +90,10 @@ def build_report(run_dir, *, prompt: str = "", samples: int = 3, max_new_tokens:
     if run.tokenizer is None:
         sections.append('<p class="muted">The run has no tokenizer, so there are no text samples.</p>')
     else:
-        if not config.model.causal:  # a masked LM fills in blanks; it does not continue text
+        if not run.objective.generates_text:  # e.g. a masked LM fills in blanks
             samples = 0
-            sections.append(
-                '<p class="muted">A masked language model does not continue text; try '
-                f'<code>gptkit fill {html.escape(run_dir.name)} "text with &lt;|mask|&gt;"</code>.</p>'
-            )
+            use = html.escape(run.objective.next_step(run_dir.name))
+            sections.append(f'<p class="muted">This model does not continue text; {use}.</p>')
         for i in range(samples):
             text = run.generate(prompt, max_new_tokens, temperature=0.8, top_k=40, seed=seed + i)
             texts.append(prompt + text)

@@ -1,0 +1,25 @@
+"""Training objectives, chosen by `train.objective`: `causal` (next token, GPT) and `mlm` (masked tokens, BERT).
+
+Everything that differs between objectives lives in their modules; the rest of gptkit asks
+`objective_for(config)` and never tests an objective's name. To add one (say chat fine-tuning with a loss on
+the assistant's tokens only): write `gptkit/objectives/NAME.py` with a subclass of `Objective` that overrides
+what differs (usually `check`, `batch_plan` and `loss`; `training_tokenizer` if it needs special tokens;
+`evaluate`, `check_generates`, `fill` and `next_step` for what a trained run does), put its settings in their
+own dataclass section of `gptkit.config` (as `[mlm]` is), add its name to `config.OBJECTIVE_NAMES` and
+the class to `OBJECTIVES` below. No other module changes.
+"""
+
+from gptkit.config import OBJECTIVE_NAMES, RunConfig
+from gptkit.objectives.base import Objective
+from gptkit.objectives.causal import CausalLM
+from gptkit.objectives.masked import MaskedLM
+
+OBJECTIVES: dict[str, type[Objective]] = {"causal": CausalLM, "mlm": MaskedLM}
+assert set(OBJECTIVES) == set(OBJECTIVE_NAMES), "every name in config.OBJECTIVE_NAMES needs a class here"
+
+__all__ = ["OBJECTIVES", "Objective", "objective_for"]
+
+
+def objective_for(config: RunConfig) -> Objective:
+    """The objective `config` trains with (`train.objective`)."""
+    return OBJECTIVES[config.train.objective](config)

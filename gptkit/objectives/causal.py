@@ -1,0 +1,43 @@
+"""Causal language modelling, the default: predict each next token from the ones before it (GPT).
+
+Batches are windows of `block_size + 1` tokens from the run's datasets, mixed by weight, one mixture per
+stage; the loss is the mean cross-entropy of the next token; `gptkit eval` reports loss, perplexity and bits per
+byte on prepared data and on raw text.
+"""
+
+import math
+
+from gptkit.data.mixture import Mixture
+from gptkit.errors import GptkitError
+from gptkit.evaluate import evaluate_dataset, evaluate_text
+from gptkit.objectives.base import Objective
+
+
+class CausalLM(Objective):
+    name = "causal"
+
+    def check(self) -> None:
+        if not self.config.model.causal:
+            raise GptkitError(
+                "`model.causal`=false lets every position see the next token, so `train.objective`=causal would "
+                "learn nothing; use --set train.objective=mlm, or keep model.causal=true"
+            )
+
+    def batch_plan(self, datasets: dict, tokenizer) -> tuple[list, list]:
+        config, block = self.config, self.config.model.block_size
+        phases = [(stage.steps, stage.data) for stage in config.stages] or [(math.inf, config.data)]
+        plan, end = [], 0
+        for steps, data in phases:
+            for source in data:
+                datasets[source.path].check_block_size("train", block)
+            end += steps
+            plan.append((end, Mixture([datasets[s.path] for s in data], [s.weight for s in data])))
+        return plan, [d for d in datasets.values() if d.has_windows("val", block)]
+
+    def evaluate(self, run, *, data=(), texts=(), split="val", max_tokens=None, context=None, whole_word=None):
+        if whole_word is not None:
+            raise GptkitError("eval: whole_word is for masked LMs; a causal model scores every token")
+        limits = {"max_tokens": max_tokens, "context": context}
+        return [evaluate_dataset(run, d, split=split, **limits) for d in data] + [
+            evaluate_text(run, t, **limits) for t in texts
+        ]

@@ -1,0 +1,46 @@
+"""Which settings a training run uses: new ones, a resumed run's own, or another run's network for fine-tuning.
+
+Order, later wins: the base (defaults; the run's own `config.json` on resume; the shape of the run given as
+`init_from`) < preset < TOML file < overrides; then `data`, when given, replaces the datasets. Shared by
+`gptkit train` and `gptkit.train(...)` from Python. Entry point: `run_settings`.
+"""
+
+from pathlib import Path
+
+from gptkit.checkpoint import read_run_config
+from gptkit.config import DataSource, RunConfig, resolve_config
+from gptkit.errors import GptkitError
+
+
+def run_settings(
+    out_dir,
+    *,
+    config: RunConfig | None = None,
+    preset: str | None = None,
+    toml_path: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    data: str | Path | None = None,
+    resume: bool = False,
+    init_from=None,
+) -> RunConfig:
+    """The RunConfig to train `out_dir` with (a new object; `config`, when given, is copied, never changed)."""
+    if resume and init_from is not None:
+        raise GptkitError("resume and init_from: a resumed run already has its weights; give one of them")
+    if config is not None:
+        if preset or toml_path:
+            raise GptkitError("config: give a RunConfig or a preset/TOML file to build one, not both")
+        base = RunConfig.from_dict(config.to_dict())
+        settings = resolve_config(overrides=list(overrides), base=base)
+    elif resume:
+        base = read_run_config(out_dir)  # the run's own settings; overrides may still change e.g. max_iters
+        settings = resolve_config(preset=preset, toml_path=toml_path, overrides=list(overrides), base=base)
+    elif init_from is not None:
+        base = read_run_config(init_from)  # its network shape (and vocabulary size) carry over
+        settings = resolve_config(
+            preset=preset, toml_path=toml_path, overrides=list(overrides), base=base, keep_model=True
+        )
+    else:
+        settings = resolve_config(preset=preset, toml_path=toml_path, overrides=list(overrides))
+    if data is not None:
+        settings.data = [DataSource(path=str(data))]
+    return settings
