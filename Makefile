@@ -24,7 +24,7 @@ test: $(STAMP)
 	@scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 
-# Everything but the tests marked slow (torchrun launches, kills, end-to-end CLI runs): about half the time.
+# Everything but the tests marked slow (torchrun launches, kills, end-to-end CLI runs).
 test-fast: $(STAMP)
 	@scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -m "not slow"
