@@ -19,6 +19,7 @@ from gptkit.atomic import atomic_write_text, replacing_via_private_folder
 from gptkit.config import GPTConfig, RunConfig
 from gptkit.errors import GptkitError
 from gptkit.memory import check_model_fits, param_count
+from gptkit.paths import folder_problem, shown
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -48,7 +49,7 @@ def read_run_config(run_dir) -> RunConfig:
     """The RunConfig saved in `run_dir`, checked as training checks it; a clear error when it is not a run."""
     path = Path(run_dir) / CONFIG_FILE
     if not Path(run_dir).is_dir():
-        raise GptkitError(f"{run_dir}: no such run directory; pass a folder written by `gptkit train --out`")
+        raise GptkitError(f"{shown(run_dir)}: {folder_problem(run_dir)}; pass a folder written by `gptkit train --out`")
     if not path.is_file():
         raise GptkitError(f"{run_dir}: not a gptkit run (no {CONFIG_FILE}); pass a folder written by `gptkit train`")
     raw = read_json(path, what="the run directory is damaged")

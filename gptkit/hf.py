@@ -36,6 +36,7 @@ from gptkit.hf_convert import (
 )
 from gptkit.memory import check_model_fits
 from gptkit.model import GPT
+from gptkit.paths import folder_problem, shown
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
 from gptkit.tokenizer.bpe import BPETokenizer
 from gptkit.tokenizer.char import CharTokenizer
@@ -201,6 +202,8 @@ def import_hf(src_dir, out_dir, *, tokenizer=None, echo=print, check_memory: boo
     The config is checked against the weights' shapes and dtypes, and (unless `check_memory` is False) against
     the free memory, before the model is built."""
     src, out = Path(src_dir), Path(out_dir)
+    if not src.is_dir():
+        raise GptkitError(f"{shown(src)}: {folder_problem(src)}; pass a local transformers checkpoint folder")
     if not (src / "config.json").is_file():
         raise GptkitError(f"{src}: no config.json; pass a local transformers checkpoint folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -208,11 +211,12 @@ def import_hf(src_dir, out_dir, *, tokenizer=None, echo=print, check_memory: boo
     raw = read_json(src / "config.json", what="not a transformers config")
     model_config, arch = config_from_hf(raw, str(src / "config.json"))
     hf_state = read_hf_weights(src)
-    check_hf_tensors(hf_state, model_config, arch, src)
+    check_hf_tensors(hf_state, model_config, arch, src)  # dtypes, layer count and embedding, before anything else
+    ours = from_hf_state(hf_state, model_config, arch)  # names and shapes, against a model on the meta device
     if check_memory:
-        check_model_fits(model_config, torch.device("cpu"), str(src / "config.json"))
+        check_model_fits(model_config, torch.device("cpu"), str(src / "config.json"))  # e.g. RoPE tables
     model = GPT(model_config)
-    load_weights_state(model, from_hf_state(hf_state, model_config, arch), str(src))
+    load_weights_state(model, ours, str(src))
     tok, note = _tokenizer_for_import(src, tokenizer)
     if tok is not None and tok.vocab_size > model_config.vocab_size:
         raise GptkitError(

@@ -95,7 +95,7 @@ def to_hf_state(model: GPT, arch: str) -> dict[str, torch.Tensor]:
     return state
 
 
-IGNORED_BUFFERS = ("attn.bias", "attn.masked_bias", "rotary_emb.inv_freq")  # saved by older transformers
+IGNORED_BUFFERS = (".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq")  # saved by older transformers
 
 
 def from_hf_state(hf: dict[str, torch.Tensor], config: GPTConfig, arch: str) -> dict[str, torch.Tensor]:
@@ -170,7 +170,7 @@ def _map_from_hf(hf: dict[str, torch.Tensor], config: GPTConfig, arch: str) -> d
                 raise GptkitError("import: the config says the head is untied, but `lm_head.weight` is missing")
             tensor = take(name)
             ours[name] = tensor.t().contiguous() if name.endswith(GPT2_CONV1D) else tensor
-        return ours
+        return _shapes_checked(ours, expected)
     m = config
     for name in expected:
         if name == "transformer.wte.weight":
@@ -186,10 +186,25 @@ def _map_from_hf(hf: dict[str, torch.Tensor], config: GPTConfig, arch: str) -> d
         for kind in ("weight", "bias"):
             if ours_i + "attn.c_attn." + kind in expected:
                 parts = [take(f"{hf_i}self_attn.{p}.{kind}") for p in ("q_proj", "k_proj", "v_proj")]
+                if len({part.shape[1:] for part in parts}) > 1:
+                    shapes = [tuple(part.shape) for part in parts]
+                    raise GptkitError(f"import: layer {i}'s q/k/v projections have shapes {shapes} that do not fit")
                 ours[ours_i + "attn.c_attn." + kind] = torch.cat(parts, dim=0)
             for ours_name, hf_name in LLAMA_LAYER_NAMES:
                 if f"{ours_i}{ours_name}.{kind}" in expected:
                     ours[f"{ours_i}{ours_name}.{kind}"] = take(f"{hf_i}{hf_name}.{kind}")
+    return _shapes_checked(ours, expected)
+
+
+def _shapes_checked(ours: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`ours`, once every tensor has the shape the config's model (built on the meta device) needs: a config
+    that asks for more than its weights hold is refused before a real model of that size is built."""
+    for name, tensor in ours.items():
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise GptkitError(
+                f"import: `{name}` has shape {tuple(tensor.shape)} but the config needs {tuple(expected[name].shape)}"
+                "; the config does not match the weights"
+            )
     return ours
 
 
@@ -270,6 +285,8 @@ def config_from_hf(raw: dict, source: str) -> tuple[GPTConfig, str]:
             if rope.get("rope_type", rope.get("type", "default")) != "default":
                 raise GptkitError(f"{source}: rope scaling {rope.get('rope_type') or rope.get('type')!r} unsupported")
             heads, hidden = raw["num_attention_heads"], raw["hidden_size"]
+            if not isinstance(heads, int) or isinstance(heads, bool) or heads <= 0:
+                raise GptkitError(f"num_attention_heads must be a positive integer, got {heads!r}")
             if raw.get("head_dim") not in (None, hidden // heads):
                 raise GptkitError(f"{source}: head_dim {raw['head_dim']} != hidden_size / heads is not supported")
             config = GPTConfig(

@@ -54,16 +54,20 @@ def model_bytes(m: GPTConfig) -> int:
     return FLOAT_BYTES * param_count(m) + buffer_bytes(m)
 
 
-def activation_bytes(m: GPTConfig, batch_size: int) -> int:
+def activation_bytes(
+    m: GPTConfig, batch_size: int, dtype: torch.dtype = torch.float32, device_type: str = "cpu"
+) -> int:
     """A floor on what one micro-batch keeps for its backward pass: per layer the block's inputs, q/k/v, the
-    attention output and the MLP's hidden activations; the logits and their softmax; and, when attention has
-    dropout (no fused kernel then), one T x T score matrix per head and layer."""
+    attention output and the MLP's hidden activations (in the compute `dtype`); the logits and their softmax
+    (always float32); and, where attention with dropout has no fused kernel (CPU, MPS), one T x T score
+    matrix per head and layer."""
     tokens = batch_size * m.block_size
     hidden = mlp_hidden_size(m) * (3 if m.mlp == "swiglu" else 2)
     per_layer = tokens * (8 * m.n_embd + hidden)
-    if m.attention_dropout() > 0:
+    if m.attention_dropout() > 0 and device_type != "cuda":
         per_layer += batch_size * m.n_head * m.block_size * m.block_size
-    return FLOAT_BYTES * (m.n_layer * per_layer + 2 * tokens * m.vocab_size)
+    compute_bytes = torch.empty((), dtype=dtype).element_size()
+    return compute_bytes * m.n_layer * per_layer + FLOAT_BYTES * 2 * tokens * m.vocab_size
 
 
 def available_bytes(device: torch.device) -> int:
@@ -115,20 +119,23 @@ class TrainingMemory:
         return self.state + self.activations + self.batch
 
 
-def training_bytes(config: RunConfig) -> TrainingMemory:
+def training_bytes(config: RunConfig, dtype: torch.dtype = torch.float32, device_type: str = "cpu") -> TrainingMemory:
     m, t = config.model, config.train
     return TrainingMemory(
         state=ADAMW_BYTES_PER_PARAM * param_count(m) + buffer_bytes(m),
-        activations=activation_bytes(m, t.batch_size),
+        activations=activation_bytes(m, t.batch_size, dtype, device_type),
         batch=2 * 8 * t.batch_size * m.block_size,
     )
 
 
-def check_training_fits(config: RunConfig, device: torch.device, processes: int = 1) -> None:
+def check_training_fits(
+    config: RunConfig, device: torch.device, processes: int = 1, dtype: torch.dtype = torch.float32
+) -> None:
     """Refuse a run whose weights, optimizer state and one micro-batch cannot fit in `device`'s free memory.
 
-    `processes` that share this memory (torchrun on one machine's CPU) each need their own copy."""
-    need = training_bytes(config)
+    `processes` that share this memory (torchrun on one machine's CPU) each need their own copy; `dtype` is
+    the compute dtype of autocast (bf16 activations take half the room)."""
+    need = training_bytes(config, dtype, device.type)
     free = available_bytes(device)
     if need.total * processes <= free:
         return

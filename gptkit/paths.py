@@ -42,6 +42,12 @@ def file_problem(path) -> str:
     return input_problem(path) or ("a folder, not a file" if os.path.isdir(path) else "not a regular file")
 
 
+def folder_problem(path) -> str:
+    """Why `path` is not a folder, in a few words ("no such file or folder", "a file, not a folder", "a symbolic
+    link loop", ...); for error messages."""
+    return input_problem(path) or ("a file, not a folder" if os.path.isfile(path) else "not a folder")
+
+
 def check_output_folder(path, flag: str = "--out") -> None:
     """Refuse an output folder that is a file, lies under a file, or cannot be written."""
     path = Path(path)

@@ -70,7 +70,7 @@ def bad_inputs(tmp_path, small_data):
         ("empty file", "empty"),
         ("binary file", "offset 0"),
         ("wrong run dir", "not a gptkit run"),
-        ("missing run dir", "no such run directory"),
+        ("missing run dir", "no such file or folder; pass a folder written by"),
         ("bad --set key", "unknown key `model.layers`"),
         ("not prepared data", "gptkit prepare"),
         ("bad --config", "no such file"),

@@ -204,3 +204,17 @@ def test_a_fifo_given_as_a_file_is_called_what_it_is(tmp_path, small_data, capsy
     one_line_error(code, err, "pipe: a FIFO (named pipe), not a regular file")
     code, err = cli(capsys, "tokenizer", "decode", tmp_path / "pipe", "1")
     one_line_error(code, err, "pipe: no tokenizer file here (a FIFO (named pipe), not a regular file)")
+
+
+def test_a_link_loop_or_a_fifo_given_as_a_folder_is_called_what_it_is(tmp_path, capsys):
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    for command in (
+        ["sample", "RUN"],
+        ["train", "--data", "RUN", "--out", tmp_path / "r"],
+        ["import", "RUN", "--out", "x"],
+    ):
+        for path, says in ((tmp_path / "loop", "a symbolic link loop"), (tmp_path / "pipe", "a FIFO (named pipe)")):
+            one_line_error(*cli(capsys, *[path if a == "RUN" else a for a in command]), f"{path}: {says}")

@@ -171,7 +171,7 @@ class NotATensor:
         ("missing tensor", "has no tensor `transformer.h.1.mlp.c_fc.weight`"),
         ("wrong shape", r"the token embedding is \(\d+, 16\)"),
         ("wrong shape in a layer", "has shape"),
-        ("bool weights", "tensor `transformer.h.0.attn.c_attn.weight` is bool; gptkit imports float32"),
+        ("bool weights", r"tensor `transformer.h.0.attn.c_attn.(weight|bias)` is bool; gptkit imports float32"),
         ("int weights", "tensor `transformer.wte.weight` is int64; gptkit imports float32"),
         ("unknown model_type", "model_type 'bert' is not supported"),
         ("pickle with objects", "not a plain-tensor checkpoint"),

@@ -153,3 +153,40 @@ def test_a_rope_run_edited_to_a_huge_context_is_refused_before_its_tables_are_bu
     code, rss, stderr, seconds = run_measured("sample", str(run), "--max-new-tokens", "2")
     assert code == 2 and "`model.block_size`=1000000000000" in stderr and "free" in stderr, stderr
     assert rss < 1 << 30 and seconds < 10
+
+
+@pytest.mark.parametrize(
+    "change, says", [("intermediate_size", "but the config needs (100000000, 32)"), ("heads", "must be a positive")]
+)
+def test_an_imported_llama_config_must_match_its_weights_even_without_the_memory_check(tmp_path, change, says):
+    transformers = pytest.importorskip("transformers")
+    small = transformers.LlamaConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, vocab_size=100
+    )
+    folder = tmp_path / "hf"
+    transformers.LlamaForCausalLM(small).save_pretrained(folder)
+    raw = json.loads((folder / "config.json").read_text())
+    raw.update({"intermediate_size": 100_000_000} if change == "intermediate_size" else {"num_attention_heads": 0})
+    (folder / "config.json").write_text(json.dumps(raw))
+    out = str(tmp_path / "run")
+    code, rss, stderr, seconds = run_measured("import", str(folder), "--out", out, "--skip-memory-check")
+    assert code == 2 and says in stderr, stderr
+    assert rss < 1 << 30 and seconds < 10
+
+
+def test_the_floor_holds_for_bf16_activations_and_counts_them_at_half_size():
+    config = resolve_config(overrides=["model.n_layer=2", "model.n_embd=64", "model.n_head=2", "model.vocab_size=65"])
+    fp32, bf16 = training_bytes(config), training_bytes(config, torch.bfloat16)
+    logits = 4 * 2 * config.train.batch_size * config.model.block_size * 65
+    assert bf16.activations - logits == (fp32.activations - logits) // 2
+    model = GPT(config.model)
+    x = torch.randint(0, 65, (config.train.batch_size, config.model.block_size))
+    saved = []
+
+    def keep(tensor):
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        model(x, x)
+    assert bf16.activations <= sum(saved)

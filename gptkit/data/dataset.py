@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from gptkit.errors import GptkitError
+from gptkit.paths import folder_problem, shown
 
 SPLITS = ("train", "val")
 
@@ -33,6 +34,10 @@ class TokenDataset:
         self.path = Path(path)
         self.name = name or self.path.name
         meta_path = self.path / "meta.json"
+        if not self.path.is_dir():
+            raise GptkitError(
+                f"--data {shown(self.path)}: {folder_problem(self.path)}; pass a folder from `gptkit prepare`"
+            )
         if not meta_path.is_file():
             raise GptkitError(
                 f"--data {self.path}: not a prepared dataset (no meta.json); run "

@@ -5,7 +5,7 @@ characters (and, for a new char tokenizer, collects the alphabet) and hashes eve
 blocks in a pool of worker processes, in order, into shards of bounded size. Each file (or JSON line) is a
 document; `<|endoftext|>` goes between documents when the tokenizer has it. The last `val_fraction` of all
 characters is the validation split, as nanoGPT splits Tiny Shakespeare. The new dataset is built in a hidden
-folder beside `out` and moved in only when complete, `meta.json` last: a prepare that fails leaves the previous
+folder inside `out` and moved in only when complete, `meta.json` last: a prepare that fails leaves the previous
 dataset untouched, and a folder with a manifest is always complete. Entry point: `prepare`.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 import regex
 
 from gptkit.atomic import atomic_write_text
-from gptkit.data.shards import SHARD_TOKENS, ShardWriter, remove_outputs, token_dtype
+from gptkit.data.shards import SHARD_TOKENS, ShardWriter, output_files, token_dtype
 from gptkit.data.sources import BUNDLED, Source, iter_documents, resolve_sources
 from gptkit.errors import GptkitError
 from gptkit.paths import check_output_folder, shown
@@ -241,10 +241,12 @@ def prepare(
     split_at = int(total * (1.0 - val_fraction))
     dtype = token_dtype(tok.vocab_size)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Everything is written into a hidden folder beside `out` and moved in only when complete: a prepare that
-    # fails (or is killed) leaves the previous dataset in `out` as it was.
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".preparing", dir=out.parent))
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in [*out.glob(".preparing-*"), *out.glob(".previous-*")]:  # left by a prepare that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    # Everything is written into a hidden folder inside `out` (the same file system, so moving in is renames)
+    # and moved in only when complete: a prepare that fails leaves the previous dataset in `out` as it was.
+    staging = Path(tempfile.mkdtemp(prefix=".preparing-", dir=out))
     writers = {split: ShardWriter(staging, split, dtype, shard_tokens) for split in ("train", "val")}
     try:
         chunker = tok.compiled if cut == "words" else None
@@ -286,14 +288,25 @@ def _manifest(tok, shards: dict, sources: list[Source], total: int, val_fraction
 
 
 def _move_into(staging: Path, out: Path) -> None:
-    """Replace the dataset in `out` by the complete one in `staging`: the old manifest goes first and the new one
-    comes last, so `out` never looks complete while it is not; only renames happen in between."""
-    out.mkdir(exist_ok=True)
-    remove_outputs(out)
-    for path in sorted(staging.iterdir()):
-        if path.name != META_FILE:
-            os.replace(path, out / path.name)
-    os.replace(staging / META_FILE, out / META_FILE)
+    """Replace the dataset in `out` by the complete one in `staging`, by renames only. The old files are moved
+    aside first (manifest first) and deleted only once the new ones are all in (manifest last); if a rename
+    fails, the old dataset is put back. So `out` never looks complete while it is not."""
+    previous = Path(tempfile.mkdtemp(prefix=".previous-", dir=out))
+    old = output_files(out)
+    new = sorted(p.name for p in staging.iterdir() if p.name != META_FILE) + [META_FILE]
+    try:
+        for path in old:
+            os.replace(path, previous / path.name)
+        for name in new:
+            os.replace(staging / name, out / name)
+    except OSError:
+        for name in new:
+            (out / name).unlink(missing_ok=True)
+        for path in reversed(old):  # the manifest back last
+            os.replace(previous / path.name, path)
+        raise
+    finally:
+        shutil.rmtree(previous, ignore_errors=True)
 
 
 def _encoded(jobs: Iterator, tok, workers: int) -> Iterator[tuple[str, np.ndarray]]:

@@ -66,9 +66,9 @@ class ShardWriter:
             self._file = None
 
 
-def remove_outputs(folder: Path) -> None:
-    """Delete a previous prepare's files (manifest first, so a half-rewritten folder never looks complete)."""
-    (folder / "meta.json").unlink(missing_ok=True)
-    for pattern in ("train-*.bin", "val-*.bin", "train.bin", "val.bin", ".*.tmp"):
-        for old in folder.glob(pattern):
-            old.unlink(missing_ok=True)
+def output_files(folder: Path) -> list[Path]:
+    """A previous prepare's files in `folder`, its manifest first (never anything else that lives there)."""
+    found = [folder / "meta.json"] if (folder / "meta.json").is_file() else []
+    for pattern in ("train-*.bin", "val-*.bin", "train.bin", "val.bin", ".*.tmp", "tokenizer.json"):
+        found += sorted(p for p in folder.glob(pattern) if p.is_file())
+    return found

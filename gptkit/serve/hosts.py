@@ -3,12 +3,14 @@
 DNS rebinding: a web page on evil.example can make its name resolve to this machine, and the browser then sends
 `Host: evil.example` to our port as if it were the page's own server. So every request must name this server:
 an IP address (a browser only sends one as Host for a page loaded from that address, i.e. from us), `localhost`,
-the address it listens on, or a name given with `--allow-host`. A browser's cross-site request (an Origin other
-than the Host it addresses) is refused too, so another page cannot drive the API through the user's browser.
+the address it listens on, this machine's host name when it listens beyond loopback, or a name given with
+`--allow-host`. A browser's cross-site request (an Origin other than the Host it addresses) is refused too,
+so another page cannot drive the API through the user's browser.
 Refusals are JSON in the API's error shape. Entry point: the `HostCheck` ASGI middleware.
 """
 
 import ipaddress
+import socket
 from urllib.parse import urlsplit
 
 from gptkit.serve.errors import ApiError
@@ -33,8 +35,13 @@ def is_ip(name: str) -> bool:
 
 
 def allowed_names(bind_host: str, extra: tuple[str, ...] = ()) -> frozenset[str]:
-    """Names a request may address this server by, besides any IP address."""
-    return frozenset({"localhost", host_name(bind_host), *(host_name(name) for name in extra)})
+    """Names a request may address this server by, besides any IP address: localhost, the bound address, the
+    names given with --allow-host, and, when it listens beyond loopback, this machine's own host name (an
+    attacker's page cannot make its site's name be ours)."""
+    names = {"localhost", host_name(bind_host), *(host_name(name) for name in extra)}
+    if not (is_ip(host_name(bind_host)) and ipaddress.ip_address(host_name(bind_host)).is_loopback):
+        names.add(host_name(socket.gethostname()))
+    return frozenset(names - {""})
 
 
 def request_problem(headers: dict[str, str], names: frozenset[str]) -> ApiError | None:

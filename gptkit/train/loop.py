@@ -320,7 +320,7 @@ class Trainer:
         self.data = TrainingData(config, objective)
         self.has_val = bool(self.data.eval_sets)
         if self.check_memory:  # before the model and batches exist: a bad config must not take the machine
-            check_training_fits(config, self.device, processes_sharing_memory(world))
+            check_training_fits(config, self.device, processes_sharing_memory(world), self.dtype)
         torch.manual_seed(self.cfg.seed)
         self.model = GPT(config.model).to(self.device)
         if init_from is not None:

@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,34 @@ def test_a_read_only_out_is_a_one_line_error(small_text_file, locked_folder):
         )
         assert result.returncode == 2, result.stderr
         assert result.stderr.count("\n") == 1 and "locked is not writable" in result.stderr, result.stderr
+
+
+def test_an_out_on_another_file_system_works_and_fails_safely(tmp_path, small_text_file, shakespeare_text, monkeypatch):
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second file system (/dev/shm) here")
+    target = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        (tmp_path / "out").symlink_to(target)  # e.g. a Docker volume: renames from beside it would cross devices
+        prepare([str(small_text_file)], tmp_path / "out")
+        before = snapshot(target)
+        (tmp_path / "gone.txt").write_text(shakespeare_text[:1000])
+        first_pass = prepare_module._scan
+
+        def scan_then_lose_a_file(*args, **kwargs):
+            result = first_pass(*args, **kwargs)
+            (tmp_path / "gone.txt").rename(tmp_path / "kept.txt")
+            return result
+
+        with monkeypatch.context() as patch:
+            patch.setattr(prepare_module, "_scan", scan_then_lose_a_file)
+            with pytest.raises(GptkitError, match="gone.txt: cannot open it"):
+                prepare([str(tmp_path / "gone.txt")], tmp_path / "out")
+        assert snapshot(target) == before
+        (tmp_path / "kept.txt").rename(tmp_path / "gone.txt")
+        (target / ".preparing-killed").mkdir()  # what a kill -9 leaves
+        prepare([str(tmp_path / "gone.txt")], tmp_path / "out")
+        assert not [p for p in target.iterdir() if p.name.startswith(".")]
+        assert TokenDataset(tmp_path / "out").num_tokens("train") > 0
+    finally:
+        shutil.rmtree(target, ignore_errors=True)

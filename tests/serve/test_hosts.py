@@ -124,3 +124,10 @@ def test_host_names_are_compared_without_port_case_or_final_dot():
     assert host_name("[::1]:8000") == "::1"
     assert host_name("Example.COM.:80") == "example.com"
     assert host_name("localhost") == "localhost"
+
+
+def test_beyond_loopback_the_machines_own_name_is_allowed():
+    from gptkit.serve.hosts import allowed_names
+
+    assert host_name(socket.gethostname()) in allowed_names("0.0.0.0")
+    assert host_name(socket.gethostname()) not in allowed_names("127.0.0.1") or socket.gethostname() == "localhost"
