@@ -10,6 +10,7 @@ beyond reading a TOML file and knows nothing of torch.
 import dataclasses
 import json
 import math
+import numbers
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +35,10 @@ def check_field_types(settings, section: str) -> None:
     from JSON, is not coerced by `--set`'s parser): `nan`, `inf` and `True` are no learning rate."""
     for f in dataclasses.fields(settings):
         value, kind = getattr(settings, f.name), f.type
-        if kind in (int, "int") and (not isinstance(value, int) or isinstance(value, bool)):
+        if kind in (int, "int") and (not isinstance(value, numbers.Integral) or isinstance(value, bool)):
             raise GptkitError(f"`{section}.{f.name}` must be an integer, got {value!r}")
         if kind in (float, "float") and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
         ):
             raise GptkitError(f"`{section}.{f.name}` must be a finite number, got {value!r}")
         if kind in (bool, "bool") and not isinstance(value, bool):
@@ -386,7 +387,7 @@ def _convert(value, kind):
         if text in ("false", "0", "no", "off"):
             return False
         raise ValueError
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):  # TOML's `lr = true` is no number
+    if isinstance(value, bool) or not isinstance(value, (str, numbers.Real)):  # TOML's `lr = true` is no number
         raise ValueError
     if kind is int:
         if isinstance(value, float) and not value.is_integer():
@@ -411,6 +412,7 @@ def parse_overrides(pairs: list[str]) -> dict:
             raise GptkitError(f"--set {pair!r}: expected section.key=value, e.g. --set model.n_layer=6")
         if section not in _SECTIONS:
             raise GptkitError(f"--set {pair!r}: unknown key `{key}`; valid keys: {', '.join(valid_keys())}")
+        section, name = MOVED_KEYS.get((section, name), (section, name))  # so a later old name still wins
         nested.setdefault(section, {})[name] = value
     return nested
 

@@ -3,7 +3,7 @@
 `evaluate_masked` walks every passage of a split in order, masks it with the run's recipe (or forced
 whole-word masking) from a fixed seed, and reports over the selected tokens: loss, top-1 accuracy, and
 bits per character (the loss in bits over the characters those tokens spell), the unit that compares a
-char model with a BPE one. `fill_masks` predicts each `<|mask|>` of a text. Entry points: those two.
+char model with a BPE one. Entry point: `evaluate_masked` (filling in masks: `gptkit.objectives.masked`).
 """
 
 import math

@@ -47,6 +47,7 @@ def test_an_old_mlm_run_loads_fills_evaluates_and_resumes(small_data, tmp_path, 
 def test_old_setting_names_still_work_on_the_command_line_and_in_toml(tmp_path):
     config = resolve_config(overrides=["train.mlm_prob=0.3", "train.mlm_passages=line"])
     assert config.mlm.prob == 0.3 and config.mlm.passages == "line"
+    assert resolve_config(overrides=["mlm.prob=0.2", "train.mlm_prob=0.3"]).mlm.prob == 0.3  # later wins
     (tmp_path / "c.toml").write_text("[mlm]\nwhole_word = true\n[train]\nmlm_mask = 0.5\n")
     config = resolve_config(toml_path=str(tmp_path / "c.toml"))
     assert config.mlm.whole_word is True and config.mlm.mask == 0.5
@@ -65,10 +66,11 @@ def test_each_objective_refuses_a_model_it_cannot_train(name):
 def test_the_causal_objective_is_the_default_and_refuses_masked_tasks(trained_run):
     assert objective_for(RunConfig()).name == "causal"
     run = load_run(trained_run, device="cpu")
-    with pytest.raises(GptkitError, match="not to fill in <|mask|>"):
+    with pytest.raises(GptkitError, match="is not a masked language model"):
         run.objective.fill(run, "a <|mask|>")
     with pytest.raises(GptkitError, match="whole_word is for masked LMs"):
         run.objective.evaluate(run, data=[], whole_word=True)
+    assert run.objective.evaluate(run, data=[], whole_word=False) == []  # --whole-word no: nothing to change
 
 
 def test_no_module_outside_the_objectives_tests_an_objective_by_name():

@@ -5,8 +5,8 @@ Everything that differs between objectives lives in their modules; the rest of g
 the assistant's tokens only): write `gptkit/objectives/NAME.py` with a subclass of `Objective` that overrides
 what differs (usually `check`, `batch_plan` and `loss`; `training_tokenizer` if it needs special tokens;
 `evaluate`, `check_generates`, `fill` and `next_step` for what a trained run does), put its settings in their
-own dataclass section of `gptkit.config` (as `[mlm]` is), add its name to `config.OBJECTIVE_NAMES` and
-the class to `OBJECTIVES` below. No other module changes.
+own dataclass section of `gptkit.config` (as `[mlm]` is, listed in `config._SECTIONS`), add its name to
+`config.OBJECTIVE_NAMES` and the class to `OBJECTIVES` below. No module outside these two changes.
 """
 
 from gptkit.config import OBJECTIVE_NAMES, RunConfig

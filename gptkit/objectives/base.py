@@ -13,7 +13,8 @@ from gptkit.errors import GptkitError
 
 
 class Objective:
-    """The causal-LM answers, as defaults; a subclass overrides what its objective does differently."""
+    """What an objective decides. Where most objectives agree (the loss of (inputs, targets) batches, a run that
+    continues text) the answer is given here; `batch_plan` and `evaluate` each objective must give itself."""
 
     name = ""
     generates_text = True  # a loaded run continues text (`sample`, `chat`, `serve`)
@@ -55,7 +56,10 @@ class Objective:
         """Refuse to continue text when the objective's model cannot."""
 
     def fill(self, run, text: str, *, top_k: int = 5):
-        raise GptkitError(f"{run.run_dir} was trained to continue text, not to fill in <|mask|>; use gptkit sample")
+        raise GptkitError(
+            f"{run.run_dir} is not a masked language model; train one with --set train.objective=mlm "
+            "--set model.causal=false"
+        )
 
     def evaluate(self, run, *, data=(), texts=(), split="val", max_tokens=None, context=None, whole_word=None):
         """Results (each with `to_dict`, `row` and a class-level `HEADER`) on prepared data and raw texts."""

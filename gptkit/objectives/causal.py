@@ -35,7 +35,7 @@ class CausalLM(Objective):
         return plan, [d for d in datasets.values() if d.has_windows("val", block)]
 
     def evaluate(self, run, *, data=(), texts=(), split="val", max_tokens=None, context=None, whole_word=None):
-        if whole_word is not None:
+        if whole_word:
             raise GptkitError("eval: whole_word is for masked LMs; a causal model scores every token")
         limits = {"max_tokens": max_tokens, "context": context}
         return [evaluate_dataset(run, d, split=split, **limits) for d in data] + [

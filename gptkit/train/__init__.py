@@ -6,6 +6,7 @@ The package itself can be called, as the one-line way to train from Python:
 continue a run with its own settings. It imports nothing heavy until called.
 """
 
+import inspect
 import sys
 import types
 
@@ -44,4 +45,6 @@ class _CallablePackage(types.ModuleType):
         return train(*args, **kwargs)
 
 
+_CallablePackage.__call__.__signature__ = inspect.signature(train)  # help() and IDEs show train's arguments
+_CallablePackage.__call__.__doc__ = train.__doc__
 sys.modules[__name__].__class__ = _CallablePackage

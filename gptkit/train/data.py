@@ -24,6 +24,7 @@ class TrainingData:
 
     def __init__(self, config: RunConfig, objective: Objective | None = None):
         self.objective = objective or objective_for(config)
+        self.objective.check()
         sources = config.all_data()
         if not sources:
             raise GptkitError("train: no dataset given; pass --data DIR (a folder written by `gptkit prepare`)")

@@ -10,6 +10,7 @@ from pathlib import Path
 from gptkit.checkpoint import read_run_config
 from gptkit.config import DataSource, RunConfig, resolve_config
 from gptkit.errors import GptkitError
+from gptkit.objectives import objective_for
 
 
 def run_settings(
@@ -27,8 +28,11 @@ def run_settings(
     if resume and init_from is not None:
         raise GptkitError("resume and init_from: a resumed run already has its weights; give one of them")
     if config is not None:
-        if preset or toml_path:
-            raise GptkitError("config: give a RunConfig or a preset/TOML file to build one, not both")
+        if preset or toml_path or resume or init_from is not None:
+            raise GptkitError(
+                "config: give a RunConfig, or a preset/TOML file, resume or init_from (which read a run's own "
+                "settings), not both"
+            )
         base = RunConfig.from_dict(config.to_dict())
         settings = resolve_config(overrides=list(overrides), base=base)
     elif resume:
@@ -43,4 +47,5 @@ def run_settings(
         settings = resolve_config(preset=preset, toml_path=toml_path, overrides=list(overrides))
     if data is not None:
         settings.data = [DataSource(path=str(data))]
+    objective_for(settings).check()  # e.g. mlm with model.causal=true: refused before any folder is touched
     return settings

@@ -41,3 +41,7 @@ def test_settings_resolve_as_the_command_line_does(trained_run, small_data, tmp_
         run_settings(trained_run, resume=True, init_from=trained_run)
     with pytest.raises(GptkitError, match="not both"):
         run_settings(tmp_path / "y", config=RunConfig(), preset="cpu-baby")
+    with pytest.raises(GptkitError, match="not both"):
+        run_settings(trained_run, config=RunConfig(), resume=True)
+    with pytest.raises(GptkitError, match="model.causal`=false"):
+        run_settings(tmp_path / "z", overrides=["train.objective=mlm"])
