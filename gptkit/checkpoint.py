@@ -87,10 +87,8 @@ def weights_header(path) -> dict[str, tuple[str, tuple[int, ...]]]:
         raise GptkitError(f"{path}: missing; the run has no saved weights yet (did training reach a checkpoint?)")
     try:
         with safe_open(str(path), framework="pt") as handle:
-            return {
-                name: (handle.get_slice(name).get_dtype(), tuple(handle.get_slice(name).get_shape()))
-                for name in handle.keys()
-            }
+            slices = {name: handle.get_slice(name) for name in handle.keys()}
+            return {name: (part.get_dtype(), tuple(part.get_shape())) for name, part in slices.items()}
     except (SafetensorError, OSError) as err:
         raise GptkitError(f"{path}: not a readable safetensors file ({err})") from None
 

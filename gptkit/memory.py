@@ -4,9 +4,9 @@ what cannot fit.
 A config is a few bytes of text, but `n_layer = 10000` or `batch_size = 10000000` asks for terabytes: building
 such a model first and failing later hands the machine to the kernel's OOM killer. `param_count` counts the
 parameters exactly from the config (no tensor is made); `training_bytes` adds the optimizer state and a lower
-bound on activations; `check_fits` compares that with the memory this device has free and raises a one-line
-`GptkitError` naming the settings. The estimate is a floor, so what it refuses would certainly not fit.
-Entry points: `param_count`, `check_training_fits`, `check_model_fits`.
+bound on activations; `check_training_fits` and `check_model_fits` compare that with the memory this device has
+free and raise a one-line `GptkitError` naming the settings. The estimate is a floor, so what it refuses would
+not fit. Entry points: `param_count`, `check_training_fits`, `check_model_fits`.
 """
 
 import os
@@ -30,11 +30,12 @@ def param_count(m: GPTConfig) -> int:
     C, hs = m.n_embd, m.n_embd // m.n_head
     kv = m.n_kv_head or m.n_head
     bias = 1 if m.bias else 0
-    norm = C * (2 if m.norm == "layernorm" and m.bias else 1)  # RMSNorm has no bias
+    norm_per_width = 2 if m.norm == "layernorm" and m.bias else 1  # a gain, and a bias for LayerNorm (not RMSNorm)
+    norm = C * norm_per_width
     qkv_out = (m.n_head + 2 * kv) * hs
     attention = C * qkv_out + bias * qkv_out + C * C + bias * C
     if m.qk_norm:
-        attention += 2 * hs * (2 if m.norm == "layernorm" and m.bias else 1)
+        attention += 2 * hs * norm_per_width
     hidden = mlp_hidden_size(m)
     matrices_in = 2 if m.mlp == "swiglu" else 1
     mlp = matrices_in * (C * hidden + bias * hidden) + hidden * C + bias * C
