@@ -14,7 +14,6 @@ It does not prepare data, sample text or launch processes; those live in their o
 import contextlib
 import math
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,6 @@ from gptkit.checkpoint import (
     write_run_config,
 )
 from gptkit.config import RunConfig, TrainConfig
-from gptkit.distributed import World, distributed
 from gptkit.errors import GptkitError
 from gptkit.memory import check_training_fits
 from gptkit.model import GPT
@@ -47,9 +45,11 @@ from gptkit.paths import check_output_folder
 from gptkit.runtime import autocast_for, measure_peak_flops, resolve_dtype
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
 from gptkit.train.data import TrainingData, estimate_loss
+from gptkit.train.distributed import World, distributed
 from gptkit.train.metrics import METRICS_FILE, MetricsLog, Throughput
 from gptkit.train.optim import apply_optimizer_settings, build_optimizer, lr_at, set_lr
 from gptkit.train.tensorboard import TENSORBOARD_DIR, TensorBoardLog, summary_writer_class
+from gptkit.train.timing import Cadence, ProgressBar, RunClock
 
 RUN_FILES = (CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, BEST_FILE, CHECKPOINT_FILE, METRICS_FILE)
 
@@ -225,9 +225,6 @@ def check_world_size(state: TrainState, world: World, cfg: TrainConfig) -> str |
     )
 
 
-CLOCK_SYNC_STEPS = 10
-
-
 def micro_batch_seed(seed: int, step: int, micro_batch: int) -> int:
     """The RNG seed for one micro-batch of one step, numbered over all ranks (rank * grad_accum + i).
 
@@ -262,6 +259,17 @@ class Trainer:
         self.config, self.cfg, self.run_dir, self.world = config, config.train, run_dir, world
         self.check_memory = check_memory
         self.echo = echo if world.is_main else (lambda line: None)
+        # Filled by load(), on every rank:
+        self.device: torch.device | None = None
+        self.dtype: torch.dtype | None = None
+        self.data: TrainingData | None = None
+        self.has_val = False  # whether the data has a validation split to evaluate
+        self.model: GPT | None = None  # the plain model (not compiled, not wrapped in DDP)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scaler: torch.amp.GradScaler | None = None
+        self.generators: dict[str, torch.Generator] = {}  # the batch samplers' RNGs, saved in checkpoints
+        self.metrics: MetricsLog | None = None
+        self.state: TrainState | None = None  # the counters a checkpoint saves
         notes, error = [], None
         try:  # every rank checks and loads; a failure on any one of them stops all of them (world.agree)
             notes = self.load(resume=resume, overwrite=overwrite, init_from=init_from)
@@ -270,7 +278,7 @@ class Trainer:
         world.agree(error)  # also the barrier: every rank has read the run directory before rank 0 changes it
         if world.is_main:
             self.prepare_run_dir(resume)
-        self.tensorboard = None
+        self.tensorboard: TensorBoardLog | None = None
         if config.log.tensorboard and world.is_main:
             self.tensorboard = TensorBoardLog(run_dir, self.state.step if resume else None)
         ddp = None
@@ -292,9 +300,9 @@ class Trainer:
         )
         self.tokens_per_step = self.cfg.grad_accum * self.cfg.batch_size * config.model.block_size * world.size
         self.speed = Throughput(self.tokens_per_step, self.model.flops_per_token(), peak * world.size)
-        self.last_rates = {"ms_per_step": 0.0, "tokens_per_s": 0.0, "mfu": 0.0}
-        self.losses: dict[str, float] = {}
-        self.train_loss = math.nan
+        self.last_rates = {"ms_per_step": 0.0, "tokens_per_s": 0.0, "mfu": 0.0}  # of the last log, for eval records
+        self.losses: dict[str, float] = {}  # of the last eval
+        self.train_loss = math.nan  # of the last log step
         self.echo(describe_start(config, self.model, self.data, world, self.dtype, peak))
         for warning in start_warnings(config, self.has_val):
             self.echo(f"warning: {warning}")
@@ -459,67 +467,51 @@ class Trainer:
         )
 
     def run(self, progress: bool | None) -> TrainResult:
+        """Train until `train.max_iters` steps or the time budget, logging and evaluating as they fall due."""
         cfg, state = self.cfg, self.state
-        budget = cfg.time_budget_s
-        bar = tqdm(  # a time-budgeted run shows seconds of its budget, others steps
-            total=max(1, int(budget)) if budget else cfg.max_iters,
-            initial=int(state.elapsed_s) if budget else state.step,
-            disable=(None if progress is None else not progress) if self.world.is_main else True,
-            unit="s" if budget else "step",
-            dynamic_ncols=True,
-        )
-        just_resumed = state.step > 0  # its eval and checkpoint were written before it stopped
-        started, elapsed_before = time.perf_counter(), state.elapsed_s
-        # Under torchrun, rank 0's clock decides the LR and the stop for all ranks (they must agree); it is
-        # shared every CLOCK_SYNC_STEPS steps, as each share costs a collective and a host sync.
-        sync_every = CLOCK_SYNC_STEPS if self.world.is_distributed else 1
-        loss, lr, logged = None, 0.0, state.step
+        bar = ProgressBar(cfg, state, shown=progress if self.world.is_main else False)
+        clock = RunClock(self.world, cfg.time_budget_s, state.elapsed_s)
+        logs = Cadence(cfg.log_interval, also=(1, cfg.max_iters), done_at=state.step)
+        evals = Cadence(cfg.eval_interval, done_at=state.step if state.step > 0 else None)  # before a resume
+        loss, lr = None, 0.0
         self.model.train()
         while True:
-            now = elapsed_before + time.perf_counter() - started
-            if not budget:
-                state.elapsed_s = now  # for the record only; nothing depends on it
-            elif state.step % sync_every == 0:
-                state.elapsed_s = self.world.from_main(now)
-            if budget:
-                bar.update(max(0, min(int(state.elapsed_s), int(budget)) - bar.n))
-            done = state.step >= cfg.max_iters or (budget > 0 and state.elapsed_s >= budget)
-            if done and loss is not None and logged < state.step:  # the last step of a budgeted run
+            state.elapsed_s = clock.read(state.step)
+            bar.show_seconds(state.elapsed_s)
+            done = state.step >= cfg.max_iters or clock.budget_spent()
+            if logs.due(state.step, last=done):  # a time budget can stop the run between log steps
                 self.log_step(loss, lr)
-            if (state.step % cfg.eval_interval == 0 or done) and not just_resumed:
+            if evals.due(state.step, last=done):
                 self.evaluate_and_checkpoint()
-            just_resumed = False
             if done:
                 break
-            lr = lr_at(state.step, cfg, state.elapsed_s)
-            loss = train_step(
-                self.parts,
-                self.step_batches(),
-                cfg,
-                lr,
-                seeds=[
-                    micro_batch_seed(cfg.seed, state.step, self.world.rank * cfg.grad_accum + i)
-                    for i in range(cfg.grad_accum)
-                ],
-            )
-            state.step += 1
-            state.tokens_seen += self.tokens_per_step
-            self.speed.steps += 1
-            if not budget:
-                bar.update(1)
-            if state.step % cfg.log_interval == 0 or state.step in (1, cfg.max_iters):
+            loss, lr = self.advance()
+            bar.show_step()
+            if logs.due(state.step):
                 self.log_step(loss, lr)
-                logged = state.step
-                bar.set_postfix(loss=f"{self.train_loss:.4f}")
+                logs.done(state.step)
+                bar.show_loss(self.train_loss)
         bar.close()
-        return TrainResult(
-            self.run_dir,
-            state.step,
-            self.train_loss,
-            self.losses.get("val", math.nan),
-            state.best_val_loss,
-            self.world.rank,
-        )
+        return self.result()
+
+    def advance(self) -> tuple[torch.Tensor, float]:
+        """Train one optimizer step; returns its loss (a device tensor, not synced) and its LR."""
+        cfg, state = self.cfg, self.state
+        lr = lr_at(state.step, cfg, state.elapsed_s)
+        batches = self.step_batches()
+        seeds = [
+            micro_batch_seed(cfg.seed, state.step, self.world.rank * cfg.grad_accum + i) for i in range(cfg.grad_accum)
+        ]
+        loss = train_step(self.parts, batches, cfg, lr, seeds=seeds)
+        state.step += 1
+        state.tokens_seen += self.tokens_per_step
+        self.speed.steps += 1
+        return loss, lr
+
+    def result(self) -> TrainResult:
+        state = self.state
+        val_loss = self.losses.get("val", math.nan)
+        return TrainResult(self.run_dir, state.step, self.train_loss, val_loss, state.best_val_loss, self.world.rank)
 
 
 def train(

@@ -192,8 +192,8 @@ def test_resume_under_torchrun_and_with_another_world_size(ddp_run, small_data, 
 
 def test_a_world_size_that_cannot_keep_the_global_batch_is_refused(small_data):
     from gptkit.checkpoint import TrainState
-    from gptkit.distributed import World
     from gptkit.errors import GptkitError
+    from gptkit.train.distributed import World
     from gptkit.train.loop import check_world_size
 
     cfg = tiny_config(small_data).train
@@ -215,7 +215,7 @@ def test_a_world_size_that_cannot_keep_the_global_batch_is_refused(small_data):
 def test_an_error_on_one_rank_is_reported_once_and_stops_all(tmp_path):
     script = tmp_path / "agree.py"
     script.write_text(
-        "from gptkit.distributed import distributed\n"
+        "from gptkit.train.distributed import distributed\n"
         "from gptkit.errors import GptkitError\n"
         "with distributed('cpu') as world:\n"
         "    error = GptkitError('no data here') if world.rank == 1 else None\n"
