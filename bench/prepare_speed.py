@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gptkit.data.sources import BUNDLED
+from gptkit.sources import BUNDLED
 from gptkit.tokenizer.formats import import_gpt2
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "gpt2"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gptkit.data.prepare import BUNDLED
 from gptkit.tokenizer.bpe_train import train_bpe
-from gptkit.tokenizer.formats import export_hf
+from gptkit.tokenizer.hf_json import write_hf_bpe
 
 GPT4 = "gpt4"
 
@@ -87,7 +87,7 @@ def main() -> None:
         tok = train_bpe([small], 16384, pattern=GPT4, specials=["<|endoftext|>"], progress=False)
         from tokenizers import Tokenizer
 
-        export_hf(tok, tmp)
+        write_hf_bpe(tok, tmp)
         hf_tok = Tokenizer.from_file(str(Path(tmp) / "tokenizer.json"))
         reference = tok._tiktoken_encoding()
         ids = tok.encode(text)

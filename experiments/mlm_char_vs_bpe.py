@@ -23,9 +23,9 @@ import torch
 from gptkit.config import DataSource, resolve_config
 from gptkit.data.dataset import TokenDataset
 from gptkit.data.prepare import prepare
-from gptkit.data.sources import BUNDLED
-from gptkit.evaluate_mlm import evaluate_masked
+from gptkit.objectives.masked_eval import evaluate_masked
 from gptkit.run import load_run
+from gptkit.sources import BUNDLED
 from gptkit.tokenizer.bpe_train import train_bpe
 from gptkit.train.loop import train
 

@@ -2,14 +2,16 @@
 
 Entry points: `gptkit.train(out_dir, data=..., preset=...)` to train (or `resume=True` to continue),
 `gptkit.load(run_dir)` for a trained run (`.generate`, `.stream`, `.model`, `.tokenizer`, `.config`) and
-`gptkit.load_tokenizer(path)`. The command line is `gptkit --help`. Heavy modules (torch)
-are imported on first use so that `import gptkit` and `gptkit --help` stay instant.
+`gptkit.load_tokenizer(path)`; `gptkit.SamplingConfig` holds the sampling settings. The command line is
+`gptkit --help`. Heavy modules (torch) are imported on first use so that `import gptkit` and `gptkit --help`
+stay instant.
 """
 
 from gptkit.errors import GptkitError
+from gptkit.sampling import SamplingConfig
 
 __version__ = "0.1.0"
-__all__ = ["GptkitError", "load", "load_tokenizer", "train", "__version__"]
+__all__ = ["GptkitError", "SamplingConfig", "load", "load_tokenizer", "train", "__version__"]
 
 
 def __getattr__(name: str):

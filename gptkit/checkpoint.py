@@ -19,7 +19,7 @@ from gptkit.atomic import atomic_write_text, replacing_via_private_folder
 from gptkit.config import GPTConfig, RunConfig
 from gptkit.errors import GptkitError
 from gptkit.memory import check_model_fits, param_count
-from gptkit.paths import folder_problem, shown
+from gptkit.paths import folder_problem, read_json, shown
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -63,16 +63,6 @@ def read_run_config(run_dir) -> RunConfig:
     except GptkitError as err:
         raise GptkitError(f"{path}: {err} (was the file edited?)") from None
     return config
-
-
-def read_json(path: Path, *, what: str):
-    """The JSON value in `path`, or a one-line error naming the file and `what` it means."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as err:  # bad JSON or UTF-8, a 5,000-digit number, nesting too deep
-        raise GptkitError(f"{path}: not valid JSON ({str(err)[:200]}); {what}") from None
-    except OSError as err:
-        raise GptkitError(f"{path}: cannot read it ({err.strerror})") from None
 
 
 FLOAT_DTYPES = ("F32", "F16", "BF16")  # safetensors' names of the dtypes weights may have

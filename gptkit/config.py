@@ -12,10 +12,12 @@ import json
 import math
 import numbers
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError, GptkitError
 from gptkit.paths import file_problem, shown
 from gptkit.presets import PRESETS
 
@@ -284,7 +286,7 @@ class RunConfig:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, raw: dict, *, source: str = "config") -> "RunConfig":
+    def from_dict(cls, raw: dict, *, source: "Source" = "config") -> "RunConfig":
         raw = dict(raw)
         if not raw.get("stages"):
             raw.pop("stages", None)
@@ -303,12 +305,21 @@ def valid_keys() -> list[str]:
     return [f"{section}.{f.name}" for section, cls in _SECTIONS.items() for f in dataclasses.fields(cls)]
 
 
-def apply_dict(config: RunConfig, raw: dict, *, source: str) -> None:
+# Where settings come from, for their errors: a description ("preset gpt2", a file's path), or for an argument
+# of `resolve_config` a function that makes that argument's `ArgumentError` of a problem.
+Source = str | Callable[[str], GptkitError]
+
+
+def _error(source: Source, problem: str) -> GptkitError:
+    return source(problem) if callable(source) else GptkitError(f"{source}: {problem}")
+
+
+def apply_dict(config: RunConfig, raw: dict, *, source: Source) -> None:
     """Apply a nested dict (from TOML or config.json) onto `config`, checking every key and type."""
     for key, value in raw.items():
         if key in _SECTIONS:
             if not isinstance(value, dict):
-                raise GptkitError(f"{source}: `{key}` must be a table of settings, got {value!r}")
+                raise _error(source, f"`{key}` must be a table of settings, got {value!r}")
             for name, item in value.items():
                 section, name = MOVED_KEYS.get((key, name), (key, name))
                 _set_field(getattr(config, section), section, name, item, source=source)
@@ -319,22 +330,22 @@ def apply_dict(config: RunConfig, raw: dict, *, source: str) -> None:
         elif key == "preset":
             config.preset = str(value)
         else:
-            raise GptkitError(
-                f"{source}: unknown section `{key}`; valid sections: {', '.join(_SECTIONS)}, data, stages, preset"
+            raise _error(
+                source, f"unknown section `{key}`; valid sections: {', '.join(_SECTIONS)}, data, stages, preset"
             )
 
 
-def _parse_data(value, *, source: str) -> list[DataSource]:
+def _parse_data(value, *, source: Source) -> list[DataSource]:
     entries = [value] if isinstance(value, dict) else value
     if not isinstance(entries, list):
-        raise GptkitError(f"{source}: `data` must be a list of tables ([[data]] path = ...), got {value!r}")
+        raise _error(source, f"`data` must be a list of tables ([[data]] path = ...), got {value!r}")
     parsed = []
     for entry in entries:
         if isinstance(entry, str):
             entry = {"path": entry}
         unknown = set(entry) - {"path", "weight", "name"} if isinstance(entry, dict) else {"?"}
         if unknown or "path" not in entry:
-            raise GptkitError(f"{source}: each [[data]] entry needs `path` (optional `weight`, `name`), got {entry!r}")
+            raise _error(source, f"each [[data]] entry needs `path` (optional `weight`, `name`), got {entry!r}")
         try:
             if isinstance(entry.get("weight"), bool):
                 raise ValueError
@@ -342,38 +353,38 @@ def _parse_data(value, *, source: str) -> list[DataSource]:
             if not math.isfinite(weight):
                 raise ValueError
         except (TypeError, ValueError):
-            raise GptkitError(f"{source}: [[data]] weight {entry.get('weight')!r} is not a finite number") from None
+            raise _error(source, f"[[data]] weight {entry.get('weight')!r} is not a finite number") from None
         parsed.append(DataSource(path=str(entry["path"]), weight=weight, name=str(entry.get("name", ""))))
     return parsed
 
 
-def _parse_stages(value, *, source: str) -> list[StageConfig]:
+def _parse_stages(value, *, source: Source) -> list[StageConfig]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise GptkitError(f"{source}: `stages` must be a list of tables ([[stages]] steps = ..., data = [...])")
+        raise _error(source, "`stages` must be a list of tables ([[stages]] steps = ..., data = [...])")
     stages = []
     for number, entry in enumerate(value, 1):
         if set(entry) - {"steps", "data"} or "data" not in entry:
-            raise GptkitError(f"{source}: [[stages]] #{number} needs `steps` and `data`, got {sorted(entry)}")
+            raise _error(source, f"[[stages]] #{number} needs `steps` and `data`, got {sorted(entry)}")
         steps = _coerce(entry.get("steps", 0), int, f"stages[{number}].steps", source)
         stages.append(StageConfig(steps=steps, data=_parse_data(entry["data"], source=source)))
     return stages
 
 
-def _set_field(obj, section: str, name: str, value, *, source: str) -> None:
+def _set_field(obj, section: str, name: str, value, *, source: Source) -> None:
     hints = typing.get_type_hints(type(obj))
     if name not in hints:
-        raise GptkitError(f"{source}: unknown key `{section}.{name}`; valid keys: {', '.join(valid_keys())}")
+        raise _error(source, f"unknown key `{section}.{name}`; valid keys: {', '.join(valid_keys())}")
     setattr(obj, name, _coerce(value, hints[name], f"{section}.{name}", source))
 
 
-def _coerce(value, kind, key: str, source: str):
+def _coerce(value, kind, key: str, source: Source):
     """Convert `value` (a TOML/JSON value or a `--set` string) to the field's type, or say why not."""
     try:
         result = _convert(value, kind)
     except (TypeError, ValueError, OverflowError):  # OverflowError: 1e400 as an int
-        raise GptkitError(f"{source}: `{key}` expects {kind.__name__}, got {value!r}") from None
+        raise _error(source, f"`{key}` expects {kind.__name__}, got {value!r}") from None
     if kind is float and not math.isfinite(result):
-        raise GptkitError(f"{source}: `{key}` must be a finite number, got {value!r}")
+        raise _error(source, f"`{key}` must be a finite number, got {value!r}")
     return result
 
 
@@ -409,9 +420,10 @@ def parse_overrides(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or not name:
-            raise GptkitError(f"--set {pair!r}: expected section.key=value, e.g. --set model.n_layer=6")
+            raise ArgumentError("overrides", "expected section.key=value, e.g. model.n_layer=6", pair, flag="--set")
         if section not in _SECTIONS:
-            raise GptkitError(f"--set {pair!r}: unknown key `{key}`; valid keys: {', '.join(valid_keys())}")
+            problem = f"unknown key `{key}`; valid keys: {', '.join(valid_keys())}"
+            raise ArgumentError("overrides", problem, pair, flag="--set")
         section, name = MOVED_KEYS.get((section, name), (section, name))  # so a later old name still wins
         nested.setdefault(section, {})[name] = value
     return nested
@@ -420,11 +432,13 @@ def parse_overrides(pairs: list[str]) -> dict:
 def read_toml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise GptkitError(f"--config {shown(path)}: {file_problem(path)}; pass the path of a .toml file")
+        problem = f"{file_problem(path)}; pass the path of a .toml file"
+        raise ArgumentError("toml_path", problem, shown(path), flag="--config")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise GptkitError(f"--config {path}: not valid TOML ({err}); fix the file") from None
+        problem = f"not valid TOML ({err}); fix the file"
+        raise ArgumentError("toml_path", problem, shown(path), flag="--config") from None
 
 
 def resolve_config(
@@ -435,23 +449,28 @@ def resolve_config(
     base: RunConfig | None = None,
     keep_model: bool = False,
 ) -> RunConfig:
-    """Build a RunConfig: base (or defaults) < preset < TOML file < `--set` overrides; then validate.
+    """Build a RunConfig: base (or defaults) < preset < TOML file < `overrides` (`--set`); then validate.
 
     `keep_model` applies only a preset's [train] part, keeping `base`'s network shape (for `--init-from`).
+    An error names the argument it is about (`toml_path=...`); the CLI shows its flag (`--config ...`).
     """
     config = base or RunConfig()
     file_values = read_toml(toml_path) if toml_path else {}
+    in_file = partial(ArgumentError, "toml_path", value=shown(toml_path), flag="--config") if toml_path else None
     chosen = preset or file_values.get("preset")
     if chosen:
-        if chosen not in PRESETS:
-            raise GptkitError(f"--preset {chosen!r}: unknown preset; choose one of {', '.join(PRESETS)}")
+        if not isinstance(chosen, str) or chosen not in PRESETS:
+            choices = f"choose one of {', '.join(PRESETS)}"
+            if preset:
+                raise ArgumentError("preset", f"unknown preset; {choices}", chosen)
+            raise in_file(f"unknown preset {chosen!r}; {choices}")
         values = {k: v for k, v in PRESETS[chosen].items() if not (keep_model and k == "model")}
         apply_dict(config, values, source=f"preset {chosen}")
     if file_values:
-        apply_dict(config, file_values, source=f"--config {toml_path}")
+        apply_dict(config, file_values, source=in_file)
     if chosen:
         config.preset = chosen
-    apply_dict(config, parse_overrides(list(overrides)), source="--set")
+    apply_dict(config, parse_overrides(list(overrides)), source=partial(ArgumentError, "overrides", flag="--set"))
     config.validate()
     return config
 

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError, GptkitError
 from gptkit.paths import file_problem, shown
+from gptkit.tokenizer.tables import token_pieces
 
 
 @dataclass
@@ -46,16 +47,7 @@ class EvalResult:
 def byte_lengths(tokenizer, vocab_size: int) -> np.ndarray:
     """UTF-8 bytes of text each token id stands for: 0 for special tokens (`<|endoftext|>` separates
     documents; it is not 13 bytes of text) and for ids the tokenizer does not have."""
-    lengths = np.zeros(vocab_size, dtype=np.int64)
-    specials = set(getattr(tokenizer, "specials", {}).values())
-    for token_id in range(min(vocab_size, tokenizer.vocab_size)):
-        if token_id in specials:
-            continue
-        try:
-            lengths[token_id] = len(tokenizer.decode_bytes([token_id]))
-        except GptkitError:  # an unused id (a gap before special tokens)
-            lengths[token_id] = 0
-    return lengths
+    return np.array([len(piece or b"") for piece in token_pieces(tokenizer, vocab_size)], dtype=np.int64)
 
 
 def _batches(windows: Iterable[np.ndarray], batch_size: int) -> Iterator[np.ndarray]:
@@ -103,7 +95,7 @@ def window_length(run, context: int | None) -> int:
     if context is None:
         return block
     if not 1 <= context <= block:
-        raise GptkitError(f"context {context} (--context): must be between 1 and the model's block_size ({block})")
+        raise ArgumentError("context", f"must be between 1 and the model's block_size ({block})", context)
     return context
 
 
@@ -112,17 +104,22 @@ def evaluate_dataset(
 ) -> EvalResult:
     """Score one split of a prepared dataset, which must use the run's tokenizer, in windows of `context`
     tokens (default: the model's block size)."""
-    from gptkit.data.dataset import TokenDataset
+    from gptkit.data.dataset import open_dataset
     from gptkit.tokenizer import load_tokenizer
 
-    dataset = TokenDataset(path)
+    dataset = open_dataset(path, "path", flag="--data")
     if run.tokenizer is not None and load_tokenizer(dataset.path).to_dict() != run.tokenizer.to_dict():
-        raise GptkitError(
-            f"--data {path}: prepared with another tokenizer than {run.run_dir}; prepare it with "
-            f"`--tokenizer {Path(run.run_dir) / 'tokenizer.json'}`, or pass the raw text with --text"
+        raise ArgumentError(
+            "path",
+            f"prepared with another tokenizer than {run.run_dir}; prepare it with that run's tokenizer "
+            f"(`gptkit prepare ... --tokenizer {shown(Path(run.run_dir) / 'tokenizer.json')}`), or evaluate "
+            "the raw text (evaluate_text, --text)",
+            shown(path),
+            flag="--data",
         )
     if dataset.num_tokens(split) < 2:
-        raise GptkitError(f"--data {path}: the {split} split is empty; evaluate --split train or prepare again")
+        problem = f"the {split} split is empty; evaluate split='train' (--split train) or prepare again"
+        raise ArgumentError("path", problem, shown(path), flag="--data")
     context = window_length(run, context)
     windows = dataset.windows(split, context, max_tokens)
     return score(run, windows, f"{dataset.name}/{split}", context)
@@ -133,17 +130,18 @@ def evaluate_text(run, path, *, max_tokens: int | None = None, context: int | No
     context = window_length(run, context)
     path = Path(path)
     if not path.is_file():
-        raise GptkitError(f"--text {shown(path)}: {file_problem(path)}")
+        raise ArgumentError("path", file_problem(path), shown(path), flag="--text")
     if run.tokenizer is None:
         raise GptkitError(f"{run.run_dir} has no tokenizer; it cannot read raw text")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise GptkitError(f"--text {path}: not UTF-8 (invalid byte at offset {err.start})") from None
+        problem = f"not UTF-8 (invalid byte at offset {err.start})"
+        raise ArgumentError("path", problem, shown(path), flag="--text") from None
     try:
         ids = np.asarray(run.tokenizer.encode(text), dtype=np.int64)
     except GptkitError as err:
-        raise GptkitError(f"--text {path}: {err}") from None
+        raise ArgumentError("path", str(err), shown(path), flag="--text") from None
     if max_tokens is not None:
         ids = ids[: max_tokens + 1]
     windows = (ids[start : start + context + 1] for start in range(0, max(len(ids) - 1, 0), context))

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from gptkit.atomic import atomic_write_text
 from gptkit.config import DataSource, RunConfig, StageConfig, resolve_config
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError, GptkitError
+from gptkit.paths import shown
 from gptkit.train.loop import train
 from gptkit.train.metrics import read_metrics
 
@@ -20,7 +21,7 @@ from gptkit.train.metrics import read_metrics
 def experiment_configs(a: str, b: str, steps: int, base: RunConfig) -> dict[str, RunConfig]:
     """The sequential (A then B) and mixed (A and B half each) configurations of the experiment."""
     if steps < 2:
-        raise GptkitError(f"--steps {steps}: need at least 2 (half on A, half on B)")
+        raise ArgumentError("steps", "need at least 2 (half on A, half on B)", steps)
     source_a, source_b = DataSource(path=a, name="A"), DataSource(path=b, name="B")
     sequential, mixed = copy.deepcopy(base), copy.deepcopy(base)
     for config in (sequential, mixed):
@@ -72,13 +73,14 @@ def eval_interval(steps: int) -> int:
 
 def check_inputs(a: str, b: str, block_size: int) -> None:
     """Refuse inputs that would only fail after both runs have trained."""
-    from gptkit.data.dataset import TokenDataset
+    from gptkit.data.dataset import open_dataset
 
     if Path(a).resolve() == Path(b).resolve():
-        raise GptkitError("forgetting: --a and --b are the same dataset; pass two different ones")
-    for flag, path in (("--a", a), ("--b", b)):
-        if not TokenDataset(path).has_windows("val", block_size):
-            raise GptkitError(f"forgetting {flag} {path}: no val split longer than block_size={block_size}")
+        raise GptkitError("forgetting: a and b (--a, --b) are the same dataset; pass two different ones")
+    for argument, path in (("a", a), ("b", b)):
+        if not open_dataset(path, argument).has_windows("val", block_size):
+            problem = f"no val split longer than block_size={block_size}"
+            raise ArgumentError(argument, problem, shown(path))
 
 
 def forgetting(a: str, b: str, steps: int, out_dir, *, preset: str = "cpu-baby", overrides=(), echo=print) -> dict:

@@ -1,35 +1,24 @@
-"""Sampling from a model: logits processing and a generator of new token ids, with a KV cache.
+"""Sampling from a model: logits processing, a generator of new token ids with a KV cache, and the way from
+those ids to text pieces (incremental UTF-8 decoding, stop strings).
 
-The one place for generation, used by `gptkit sample`, `gptkit chat`, `Run.generate`/`stream` and
-`Run.generate_ids`. Temperature 0 means greedy; top-k, top-p and a repetition penalty filter the logits.
-Prompts of different lengths are left-padded and carry a mask, so a batch gives each row what it would
-get alone (while the padded batch fits the window). Context-full policy: the model never sees more than
-`block_size` tokens; when the window is full it slides, keeping the last half block (with a cache, the
-cache is recomputed from those); with or without a cache the same tokens come out.
-Works on ids only; text is the caller's business (see `gptkit.run`).
+The one place for generation, used by `gptkit sample`, `gptkit chat`, `gptkit serve` and `Run.generate` with
+the settings of a `gptkit.sampling.SamplingConfig`. Temperature 0 means greedy; top-k, top-p and a repetition
+penalty filter the logits. Prompts of different lengths are left-padded and carry a mask, so a batch gives
+each row what it would get alone (while the padded batch fits the window). Context-full policy: the model
+never sees more than `block_size` tokens; when the window is full it slides, keeping the last half block
+(with a cache, the cache is recomputed from those); with or without a cache the same tokens come out. A
+character can span several byte-level BPE tokens, so text pieces are emitted once they are valid UTF-8; text
+that might be the start of a stop string is held back until it is known not to be. Prompts are the caller's.
 """
 
-from collections.abc import Iterator
+import codecs
+from collections.abc import Iterable, Iterator
 
 import torch
 
 from gptkit.errors import GptkitError
 from gptkit.model import KVCache
-
-
-def check_sampling_args(
-    temperature: float, top_k: int | None, top_p: float | None, max_new_tokens: int, repetition_penalty: float = 1.0
-) -> None:
-    if temperature < 0:
-        raise GptkitError(f"--temperature {temperature}: must be >= 0 (0 = greedy)")
-    if top_k is not None and top_k < 1:
-        raise GptkitError(f"--top-k {top_k}: must be >= 1 (or omitted for no top-k filtering)")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise GptkitError(f"--top-p {top_p}: must be in (0, 1]")
-    if max_new_tokens < 0:
-        raise GptkitError(f"--max-new-tokens {max_new_tokens}: must be >= 0")
-    if repetition_penalty <= 0:
-        raise GptkitError(f"--repetition-penalty {repetition_penalty}: must be > 0 (1 = off)")
+from gptkit.sampling import DEFAULT_SAMPLING, SamplingConfig
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -59,7 +48,7 @@ def penalize_repeats(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -
 
 def sample_next(
     logits: torch.Tensor,
-    temperature: float = 1.0,
+    temperature: float = DEFAULT_SAMPLING.temperature,
     top_k: int | None = None,
     top_p: float | None = None,
     generator: torch.Generator | None = None,
@@ -121,11 +110,11 @@ def generate_tokens(
     idx: torch.Tensor,
     max_new_tokens: int,
     *,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    repetition_penalty: float = 1.0,
-    seed: int | None = None,
+    temperature: float = DEFAULT_SAMPLING.temperature,
+    top_k: int | None = DEFAULT_SAMPLING.top_k,
+    top_p: float | None = DEFAULT_SAMPLING.top_p,
+    repetition_penalty: float = DEFAULT_SAMPLING.repetition_penalty,
+    seed: int | None = DEFAULT_SAMPLING.seed,
     attention_mask: torch.Tensor | None = None,
     use_cache: bool = True,
     vocab_limit: int | None = None,
@@ -140,7 +129,7 @@ def generate_tokens(
         use_cache: keep keys/values of past tokens (fast); False recomputes the window at every step.
         vocab_limit: never pick ids at or above this (a model whose vocabulary outgrows its tokenizer's).
     """
-    check_sampling_args(temperature, top_k, top_p, max_new_tokens, repetition_penalty)
+    SamplingConfig(max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed=seed)  # checks them
     mask = torch.ones_like(idx, dtype=torch.bool) if attention_mask is None else attention_mask.to(torch.bool)
     if idx.dim() != 2 or idx.dtype != torch.long or mask.shape != idx.shape:
         raise GptkitError("generate: pass ids as a (B, T) int64 tensor (and attention_mask of the same shape)")
@@ -169,3 +158,56 @@ def generate_tokens(
             yield next_id.clone()
     finally:
         model.train(was_training)
+
+
+# -- from ids to text ---------------------------------------------------------------------------------
+
+
+def decode_pieces(tokenizer, ids: Iterable[int]) -> Iterator[str]:
+    """Text pieces for a stream of token ids; invalid bytes become U+FFFD, as `decode` does."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for token_id in ids:
+        piece = decoder.decode(tokenizer.decode_bytes([token_id]))
+        if piece:
+            yield piece
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        yield tail
+
+
+def _held_back(text: str, stops: list[str]) -> int:
+    """Length of the longest end of `text` that is the beginning of a stop string."""
+    longest = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:size]):
+                longest = size
+                break
+    return longest
+
+
+def cut_at_stops(pieces: Iterable[str], stops: list[str]) -> Iterator[str]:
+    """Pass `pieces` through until the text contains a stop string; stop there (closing the source)."""
+    stops = [s for s in stops if s]
+    if not stops:
+        yield from pieces
+        return
+    pending = ""
+    try:
+        for piece in pieces:
+            pending += piece
+            found = [at for at in (pending.find(s) for s in stops) if at >= 0]
+            if found:
+                if min(found):
+                    yield pending[: min(found)]
+                return
+            keep = _held_back(pending, stops)
+            if len(pending) > keep:
+                yield pending[: len(pending) - keep]
+                pending = pending[len(pending) - keep :]
+        if pending:
+            yield pending
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()

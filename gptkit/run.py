@@ -1,8 +1,8 @@
 """A trained run, loaded for use: `gptkit.load(run_dir)` -> `Run` with `.generate`, `.stream`, `.generate_ids`.
 
 `Run` holds `model` (a GPT in eval mode), `tokenizer` and `config` (the RunConfig it was trained with), and
-turns text prompts into text through `gptkit.generate` and `gptkit.streaming` (a character split across
-tokens is emitted whole; stop strings end the text). It does not train; see `gptkit.train`.
+turns text prompts into text through `gptkit.generate` (a character split across tokens is emitted whole;
+stop strings end the text), with the settings of a `SamplingConfig`. It does not train; see `gptkit.train`.
 """
 
 import warnings
@@ -12,12 +12,12 @@ from pathlib import Path
 import torch
 
 from gptkit.checkpoint import BEST_FILE, WEIGHTS_FILE, load_model, read_run_config
-from gptkit.errors import GptkitError
-from gptkit.generate import check_sampling_args, generate_tokens
+from gptkit.errors import ArgumentError, GptkitError
+from gptkit.generate import cut_at_stops, decode_pieces, generate_tokens
 from gptkit.model import GPT
 from gptkit.objectives import Objective, objective_for
 from gptkit.runtime import pick_device
-from gptkit.streaming import cut_at_stops, decode_pieces
+from gptkit.sampling import DEFAULT_SAMPLING, SamplingConfig
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
 from gptkit.tokenizer.char import UnknownCharacterError
 
@@ -45,12 +45,13 @@ class Run:
             try:
                 ids = self.tokenizer.encode(prompt)
             except UnknownCharacterError as err:
-                raise GptkitError(
-                    f"--prompt: character {err.char!r} (U+{ord(err.char):04X}) is not in the vocabulary of "
-                    f"{self.run_dir}; remove it from the prompt"
+                raise ArgumentError(
+                    "prompt",
+                    f"character {err.char!r} (U+{ord(err.char):04X}) is not in the vocabulary of {self.run_dir}; "
+                    "remove it from the prompt",
                 ) from None
             except GptkitError as err:
-                raise GptkitError(f"--prompt: {err}") from None
+                raise ArgumentError("prompt", str(err)) from None
         else:  # nothing to condition on: start from a newline, as nanoGPT does, or token 0 if there is none
             try:
                 ids = self.tokenizer.encode("\n")
@@ -68,38 +69,27 @@ class Run:
     def stream(
         self,
         prompt: str,
-        max_new_tokens: int = 200,
+        max_new_tokens: int | None = None,
         *,
-        temperature: float = 0.8,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        repetition_penalty: float = 1.0,
-        stop: str | list[str] | None = None,
-        seed: int | None = None,
+        sampling: SamplingConfig = DEFAULT_SAMPLING,
         use_cache: bool = True,
+        **options,
     ) -> Iterator[str]:
         """Yield the continuation of `prompt` piece by piece as it is generated (valid UTF-8 text only).
 
         Args:
-            temperature: 0 = greedy; top_k / top_p restrict sampling to the likeliest tokens.
-            repetition_penalty: > 1 discourages tokens already in the context (1 = off).
-            stop: a string (or list) that ends generation; it is not included in the output.
-            seed: makes sampling reproducible.
+            max_new_tokens: how many tokens at most (default: the sampling settings', 200).
+            sampling: the settings (`gptkit.generate.SamplingConfig`); `options` change single fields of it:
+                `temperature` (0 = greedy), `top_k`, `top_p`, `repetition_penalty`, `stop` (a string or list
+                that ends the text, not included), `seed` (reproducible text).
+            use_cache: keep past keys/values (fast); False recomputes the window at every step.
         Arguments and the prompt are checked here, before the first piece is asked for.
         """
-        check_sampling_args(temperature, top_k, top_p, max_new_tokens, repetition_penalty)
+        if max_new_tokens is not None:
+            options["max_new_tokens"] = max_new_tokens
+        settings = sampling.with_changes(**options)
         self.check_generates()
-        return self.stream_ids(
-            self.encode_prompt(prompt),
-            max_new_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            repetition_penalty=repetition_penalty,
-            stop=stop,
-            seed=seed,
-            use_cache=use_cache,
-        )
+        return self.stream_ids(self.encode_prompt(prompt), settings, use_cache=use_cache)
 
     @property
     def objective(self) -> Objective:
@@ -113,12 +103,11 @@ class Run:
     def stream_ids(
         self,
         ids: list[int],
-        max_new_tokens: int,
+        sampling: SamplingConfig = DEFAULT_SAMPLING,
         *,
-        stop=None,
+        use_cache: bool = True,
         new_ids: list[int] | None = None,
         keep_going: Callable[[], bool] | None = None,
-        **sampling,
     ) -> Iterator[str]:
         """Like `stream`, from prompt ids already encoded (at most block_size of them).
 
@@ -128,7 +117,14 @@ class Run:
         self.check_generates()
         idx = torch.tensor([ids], dtype=torch.long, device=self.device)
         limit = self.tokenizer.vocab_size if self.tokenizer is not None else None  # the model's may be larger
-        tokens = generate_tokens(self.model, idx, max_new_tokens, vocab_limit=limit, **sampling)
+        tokens = generate_tokens(
+            self.model,
+            idx,
+            sampling.max_new_tokens,
+            use_cache=use_cache,
+            vocab_limit=limit,
+            **sampling.token_options(),
+        )
 
         def next_ids() -> Iterator[int]:
             for token in tokens:
@@ -140,16 +136,13 @@ class Run:
                     tokens.close()
                     return
 
-        pieces = decode_pieces(self.tokenizer, next_ids())
-        return cut_at_stops(pieces, [stop] if isinstance(stop, str) else list(stop or []))
+        return cut_at_stops(decode_pieces(self.tokenizer, next_ids()), list(sampling.stop))
 
-    def generate(self, prompt: str, max_new_tokens: int = 200, **sampling) -> str:
+    def generate(self, prompt: str, max_new_tokens: int | None = None, **sampling) -> str:
         """The continuation of `prompt` (without the prompt itself), as one string. See `stream` for options."""
         return "".join(self.stream(prompt, max_new_tokens, **sampling))
 
-    def generate_ids(
-        self, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 0.8, **sampling
-    ) -> torch.Tensor:
+    def generate_ids(self, idx: torch.Tensor, max_new_tokens: int, **sampling) -> torch.Tensor:
         """For your own tokenizer: (B, T) prompt ids -> (B, max_new_tokens) new ids.
 
         Takes `stream`'s sampling options except `stop` (a text-level option), plus `attention_mask` (B, T) for
@@ -161,7 +154,7 @@ class Run:
                 "generate_ids: `stop` works on text; use run.stream / run.generate, or stop on ids yourself"
             )
         idx = idx.to(self.device)
-        new = list(generate_tokens(self.model, idx, max_new_tokens, temperature=temperature, **sampling))
+        new = list(generate_tokens(self.model, idx, max_new_tokens, **sampling))
         return torch.cat(new, dim=1) if new else idx.new_zeros((idx.size(0), 0))
 
 
@@ -170,7 +163,7 @@ def load_run(run_dir, *, weights: str = "last", device: str = "auto") -> Run:
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     if weights not in WEIGHT_CHOICES:
-        raise GptkitError(f"--weights {weights!r}: choose one of {', '.join(WEIGHT_CHOICES)}")
+        raise ArgumentError("weights", f"choose one of {', '.join(WEIGHT_CHOICES)}", weights)
     tokenizer = load_tokenizer(run_dir) if (run_dir / TOKENIZER_FILE).exists() else None  # weights-only imports
     target = pick_device(device)
     if weights == "best" and not (run_dir / BEST_FILE).exists():

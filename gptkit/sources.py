@@ -1,4 +1,4 @@
-"""Input text for `prepare`: files, folders, bundled names -> documents, streamed in blocks, never whole.
+"""Input text for `prepare` and `tokenizer train`: files, folders, bundled names -> documents, in blocks, never whole.
 
 Kinds: plain text (`.txt`, `.md`, anything else; one file = one document) and JSON lines (`.jsonl`, one
 record = one document, its text under `--field`), each optionally gzip-compressed (`.gz`). Folders are read
@@ -20,8 +20,8 @@ from gptkit.errors import GptkitError
 from gptkit.paths import input_problem, shown
 
 BUNDLED = {
-    "shakespeare": Path(__file__).parent / "tinyshakespeare.txt",
-    "warandpeace": Path(__file__).parent / "war_and_peace.txt",
+    "shakespeare": Path(__file__).parent / "data" / "tinyshakespeare.txt",
+    "warandpeace": Path(__file__).parent / "data" / "war_and_peace.txt",
 }
 READ_BYTES = 1 << 20  # raw bytes read at a time
 

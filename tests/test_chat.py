@@ -5,8 +5,9 @@ import sys
 import pexpect
 import pytest
 
-from gptkit.chat import ChatSettings, apply_command
+from gptkit.cli.chat import apply_command
 from gptkit.errors import GptkitError
+from gptkit.sampling import SamplingConfig
 
 
 def test_console_in_a_real_terminal(trained_run):
@@ -55,22 +56,27 @@ def test_ctrl_d_leaves(trained_run):
 
 
 def test_commands_change_settings():
-    settings = ChatSettings()
-    assert apply_command("/topk 0", settings) == "top k off" and settings.top_k is None
-    assert apply_command("/stop \\n\\n", settings) and settings.stop == ["\n\n"]
-    assert apply_command("/seed 3", settings) == "seed 3"
-    assert "/temp" in apply_command("/help", settings)
+    settings = SamplingConfig(top_k=40)
+    reply, settings = apply_command("/topk 0", settings)
+    assert reply == "top k off" and settings.top_k is None
+    reply, settings = apply_command("/stop \\n\\n", settings)
+    assert settings.stop == ("\n\n",)
+    reply, settings = apply_command("/seed 3", settings)
+    assert reply == "seed 3" and settings.seed == 3
+    assert "/temp" in apply_command("/help", settings)[0]
     with pytest.raises(GptkitError, match="unknown command"):
         apply_command("/bogus 1", settings)
     with pytest.raises(GptkitError, match="needs a number"):
         apply_command("/temp hot", settings)
+    with pytest.raises(GptkitError, match=r"^/topk -1: must be >= 1"):
+        apply_command("/topk -1", settings)
 
 
 def test_a_bad_message_or_setting_does_not_poison_the_session(trained_run):
     import io
 
     import gptkit
-    from gptkit.chat import chat
+    from gptkit.cli.chat import chat
 
     run = gptkit.load(trained_run)
     lines = iter(["café", "/temp -1", "/max 5", "ROMEO:"])
@@ -82,9 +88,9 @@ def test_a_bad_message_or_setting_does_not_poison_the_session(trained_run):
             raise EOFError from None
 
     out = io.StringIO()
-    chat(run, ChatSettings(seed=0), read=read, out=out)
+    chat(run, SamplingConfig(seed=0), read=read, out=out)
     text = out.getvalue()
     assert "error: character 'é'" in text  # refused, and not kept: the next message works
-    assert "error: --temperature -1.0" in text  # refused now, not at the next message
+    assert "error: /temp -1: must be >= 0" in text  # refused now, not at the next message
     answer = text.split("max new tokens 5\n")[1]
     assert "error" not in answer and len(answer.strip()) >= 1

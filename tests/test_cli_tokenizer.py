@@ -82,3 +82,23 @@ def test_bad_tokenizer_input_is_a_one_line_error(args, expected, capsys, tmp_pat
     assert main(args) == 2
     err = capsys.readouterr().err
     assert expected in err and err.count("\n") == 1
+
+
+def test_tokenizer_train_reads_what_prepare_reads(tmp_path, shakespeare_text):
+    """A folder of .txt files and the same documents as .jsonl records (their --field), gzipped, train the
+    same tokenizer: one reader for both commands."""
+    import gzip
+
+    documents = [shakespeare_text[:15_000], shakespeare_text[15_000:30_000]]
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for name, text in zip(["a.txt", "b.txt"], documents, strict=True):
+        (folder / name).write_text(text)
+    with gzip.open(tmp_path / "records.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps({"body": text}) + "\n" for text in documents)
+    train = ["tokenizer", "train", "--vocab-size", "400", "--out"]
+    assert main([*train, str(tmp_path / "folder.json"), str(folder)]) == 0
+    assert main([*train, str(tmp_path / "records.json"), str(tmp_path / "records.jsonl.gz"), "--field", "body"]) == 0
+    from_folder = gptkit.load_tokenizer(tmp_path / "folder.json")
+    assert gptkit.load_tokenizer(tmp_path / "records.json").merges == from_folder.merges
+    assert len(from_folder.merges) == 400 - 256

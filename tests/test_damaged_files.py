@@ -87,7 +87,7 @@ def test_damaged_bpe_tokenizer_files_are_named(tmp_path, change, says):
 def test_a_number_of_five_thousand_digits_is_a_damaged_file(tmp_path, capsys):
     path = tmp_path / "tokenizer.json"
     path.write_text('{"type": "bpe", "format_version": 1, "merges": [[' + "9" * 5000 + ", 1]]}")
-    one_line_error(*cli(capsys, "tokenizer", "decode", path, "1"), str(path), "not a valid tokenizer JSON")
+    one_line_error(*cli(capsys, "tokenizer", "decode", path, "1"), str(path), "not valid JSON")
 
 
 # -- item 8: a run's config.json ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import torch
 
 from gptkit.config import GPTConfig
 from gptkit.dropout import Dropout, dropout
-from gptkit.hf_convert import hf_config
+from gptkit.hf.convert import hf_config
 from gptkit.model import GPT
 
 

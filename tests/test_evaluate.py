@@ -74,7 +74,7 @@ def test_eval_context_scores_shorter_windows_exactly(trained_run, small_data, tm
     assert (from_text.tokens, from_text.context) == (count, context)
     assert from_text.loss == pytest.approx(short.loss, rel=1e-6)
     assert main(["eval", str(trained_run), "--text", str(text_file), "--context", str(block + 1)]) == 2
-    assert f"context {block + 1} (--context): must be between 1" in capsys.readouterr().err
+    assert f"--context {block + 1}: must be between 1" in capsys.readouterr().err
     for bad in (0, block + 1):
-        with pytest.raises(GptkitError, match=f"context {bad} \\(--context\\): must be between 1 and"):
+        with pytest.raises(GptkitError, match=f"^context={bad}: must be between 1 and"):
             evaluate_dataset(run, small_data, context=bad)

@@ -1,7 +1,7 @@
 import pytest
 from tokenizer.conftest import GPT2_DIR
 
-from gptkit.streaming import cut_at_stops, decode_pieces
+from gptkit.generate import cut_at_stops, decode_pieces
 from gptkit.tokenizer.formats import import_gpt2
 
 

@@ -156,7 +156,7 @@ def test_train_fill_and_eval_a_masked_lm(small_data, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)[0]
     assert 0 < result["accuracy"] < 1 and result["selected_tokens"] > 100 and result["bits_per_character"] > 0
     assert main(["eval", str(run), "--data", str(small_data), "--context", "8"]) == 2
-    assert "--context is for causal models" in capsys.readouterr().err
+    assert "--context 8: only a causal model takes a context length" in capsys.readouterr().err
     assert main(["sample", str(run), "--prompt", "RO"]) == 2
     assert "masked language model" in capsys.readouterr().err
     assert main(["fill", str(run), "no mask here"]) == 2

@@ -68,7 +68,7 @@ def test_the_causal_objective_is_the_default_and_refuses_masked_tasks(trained_ru
     run = load_run(trained_run, device="cpu")
     with pytest.raises(GptkitError, match="is not a masked language model"):
         run.objective.fill(run, "a <|mask|>")
-    with pytest.raises(GptkitError, match="whole_word is for masked LMs"):
+    with pytest.raises(GptkitError, match="^whole_word: only a masked LM masks whole words"):
         run.objective.evaluate(run, data=[], whole_word=True)
     assert run.objective.evaluate(run, data=[], whole_word=False) == []  # --whole-word no: nothing to change
 

@@ -35,3 +35,32 @@ def test_unknown_prompt_character_and_bad_run_dir_are_clear(trained_run, tmp_pat
         run.generate("café", max_new_tokens=5)
     with pytest.raises(GptkitError, match="not a gptkit run"):
         gptkit.load(tmp_path)
+
+
+def test_one_set_of_sampling_settings_for_python_and_the_command_line(trained_run, capsys):
+    from gptkit.cli import main
+
+    run = gptkit.load(trained_run)
+    settings = gptkit.SamplingConfig(max_new_tokens=30, temperature=0.8, top_k=10, seed=4)
+    text = run.generate("ROMEO:", sampling=settings)
+    assert text == run.generate("ROMEO:", 30, top_k=10, seed=4)  # the defaults fill in the rest
+    assert text == run.generate("ROMEO:", sampling=settings.with_changes(seed=9), seed=4)  # keywords win
+    args = ["sample", str(trained_run), "--prompt", "ROMEO:", "--max-new-tokens", "30", "--top-k", "10", "--seed", "4"]
+    assert main(args) == 0
+    assert capsys.readouterr().out == "ROMEO:" + text + "\n"  # sample's defaults are the same ones
+
+
+def test_library_errors_name_the_argument_and_the_cli_names_the_flag(trained_run, capsys):
+    from gptkit.cli import main
+
+    run = gptkit.load(trained_run)
+    with pytest.raises(GptkitError, match=r"^top_k=0: must be >= 1"):
+        run.generate("A", top_k=0)
+    with pytest.raises(GptkitError, match=r"^prompt: character 'é'"):
+        run.generate("café")
+    with pytest.raises(GptkitError, match="unknown sampling option 'temprature'"):
+        run.generate("A", temprature=0.5)
+    assert main(["sample", str(trained_run), "--temperature", "-1"]) == 2
+    assert "error: --temperature -1.0: must be >= 0" in capsys.readouterr().err
+    assert main(["sample", str(trained_run), "--prompt", "café"]) == 2
+    assert "error: --prompt: character 'é'" in capsys.readouterr().err

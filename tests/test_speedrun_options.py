@@ -75,7 +75,7 @@ def test_soft_capped_logits_are_bounded_and_tanh_of_the_raw_ones():
 
 
 def test_soft_capping_is_refused_by_export_and_a_negative_cap_by_the_config():
-    from gptkit.hf_convert import hf_architecture
+    from gptkit.hf.convert import hf_architecture
 
     with pytest.raises(GptkitError, match="logit_softcap"):
         hf_architecture(GPTConfig(logit_softcap=30.0))

@@ -4,15 +4,15 @@ The model is a plain language model, so the "conversation" is one running text: 
 added to it, and the model's continuation streams back and is added too. As much of that history as fits
 the context window (the last `block_size` tokens) is what the model sees. Slash commands change the sampling
 settings (/help lists them); a line ending in a backslash continues on the next; Ctrl-C stops an answer
-without leaving; Ctrl-D or /quit leaves. Entry point: `chat(run, settings)`.
+without leaving; Ctrl-D or /quit leaves. Entry points: `chat(run, sampling)`, `add_chat_command`.
 """
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from gptkit.errors import GptkitError
-from gptkit.generate import check_sampling_args
+from gptkit.cli.common import DEVICE, RUN, SAMPLING, WEIGHTS, sampling_from
+from gptkit.errors import ArgumentError, GptkitError
+from gptkit.sampling import SamplingConfig
 
 HELP = """commands:
   /temp X      temperature (0 = greedy)             /topk N    sample among the N likeliest (0 = off)
@@ -24,24 +24,6 @@ HELP = """commands:
 A line ending in \\ continues on the next line. Ctrl-C stops an answer."""
 
 
-@dataclass
-class ChatSettings:
-    temperature: float = 0.8
-    top_k: int | None = 40
-    top_p: float | None = None
-    repetition_penalty: float = 1.0
-    max_new_tokens: int = 200
-    stop: list[str] = field(default_factory=list)
-    seed: int | None = None
-
-    def describe(self) -> str:
-        return (
-            f"temperature {self.temperature}, top-k {self.top_k or 'off'}, top-p {self.top_p or 'off'}, "
-            f"penalty {self.repetition_penalty}, max {self.max_new_tokens} tokens, "
-            f"stop {self.stop or 'none'}, seed {self.seed if self.seed is not None else 'random'}"
-        )
-
-
 def _number(kind, value: str, name: str):
     try:
         return kind(value)
@@ -49,24 +31,24 @@ def _number(kind, value: str, name: str):
         raise GptkitError(f"/{name} needs a number, got {value!r}") from None
 
 
-def apply_command(line: str, settings: ChatSettings) -> str:
-    """Change `settings` as a slash command says; returns the reply to print ("quit" to leave, "reset")."""
+def apply_command(line: str, sampling: SamplingConfig) -> tuple[str, SamplingConfig]:
+    """What a slash command says: the reply to print ("quit" to leave, "reset") and the settings from now on."""
     name, _, value = line[1:].partition(" ")
     value = value.strip()
     if name in ("quit", "exit", "q"):
-        return "quit"
+        return "quit", sampling
     if name == "reset":
-        return "reset"
+        return "reset", sampling
     if name == "help":
-        return HELP
+        return HELP, sampling
     if name == "settings":
-        return settings.describe()
+        return sampling.describe(), sampling
     if name == "stop":
-        settings.stop = [value.replace("\\n", "\n").replace("\\t", "\t")] if value else []
-        return f"stop {settings.stop or 'none'}"
+        sampling = sampling.with_changes(stop=(value.replace("\\n", "\n").replace("\\t", "\t"),) if value else ())
+        return f"stop {list(sampling.stop) or 'none'}", sampling
     if name == "seed":
-        settings.seed = _number(int, value, name) if value else None
-        return f"seed {settings.seed if settings.seed is not None else 'random'}"
+        sampling = sampling.with_changes(seed=_number(int, value, name) if value else None)
+        return f"seed {sampling.seed if sampling.seed is not None else 'random'}", sampling
     numeric = {
         "temp": ("temperature", float),
         "topk": ("top_k", int),
@@ -80,12 +62,11 @@ def apply_command(line: str, settings: ChatSettings) -> str:
     number = _number(kind, value, name)
     if field_name == "top_k" and number == 0 or field_name == "top_p" and number >= 1:
         number = None
-    trial = {**vars(settings), field_name: number}
-    check_sampling_args(
-        trial["temperature"], trial["top_k"], trial["top_p"], trial["max_new_tokens"], trial["repetition_penalty"]
-    )  # refuse a bad value now, not at the next message
-    setattr(settings, field_name, number)
-    return f"{field_name.replace('_', ' ')} {number if number is not None else 'off'}"
+    try:  # a bad value is refused now, not at the next message
+        sampling = sampling.with_changes(**{field_name: number})
+    except ArgumentError as err:
+        raise GptkitError(f"/{name} {value}: {err.problem}") from None
+    return f"{field_name.replace('_', ' ')} {number if number is not None else 'off'}", sampling
 
 
 def read_message(read: Callable[[str], str]) -> str:
@@ -97,7 +78,7 @@ def read_message(read: Callable[[str], str]) -> str:
     return "\n".join(lines)
 
 
-def chat(run, settings: ChatSettings, read: Callable[[str], str] = input, out=sys.stdout) -> None:
+def chat(run, sampling: SamplingConfig, read: Callable[[str], str] = input, out=sys.stdout) -> None:
     """Run the console until /quit or end of input."""
     if run.tokenizer is None:
         raise GptkitError(f"{run.run_dir} has no tokenizer (weights imported alone); import it with --tokenizer PATH")
@@ -121,7 +102,7 @@ def chat(run, settings: ChatSettings, read: Callable[[str], str] = input, out=sy
             continue
         if message.startswith("/"):
             try:
-                reply = apply_command(message.strip(), settings)
+                reply, sampling = apply_command(message.strip(), sampling)
             except GptkitError as err:
                 reply = f"error: {err}"
             if reply == "quit":
@@ -136,28 +117,19 @@ def chat(run, settings: ChatSettings, read: Callable[[str], str] = input, out=sy
             out.write(f"error: {err}\n")
             continue
         history += message + "\n"
-        history += respond(run, history, settings, out)
+        history += respond(run, history, sampling, out)
 
 
-def respond(run, history: str, settings: ChatSettings, out) -> str:
+def respond(run, history: str, sampling: SamplingConfig, out) -> str:
     """Stream the model's continuation of `history`; returns the text shown.
 
     The model sees the end of the history, leaving room for the answer (up to half the window), so an
     answer does not start by pushing the question out.
     """
     block_size = run.model.config.block_size
-    ids = run.tokenizer.encode(history)[-(block_size - min(settings.max_new_tokens, block_size // 2)) :]
+    ids = run.tokenizer.encode(history)[-(block_size - min(sampling.max_new_tokens, block_size // 2)) :]
     shown = []
-    pieces = run.stream_ids(
-        ids,
-        settings.max_new_tokens,
-        temperature=settings.temperature,
-        top_k=settings.top_k,
-        top_p=settings.top_p,
-        repetition_penalty=settings.repetition_penalty,
-        stop=settings.stop,
-        seed=settings.seed,
-    )
+    pieces = run.stream_ids(ids, sampling)
     try:
         for piece in pieces:
             shown.append(piece)
@@ -169,3 +141,21 @@ def respond(run, history: str, settings: ChatSettings, out) -> str:
     text = "".join(shown)
     out.write("\n" if not text.endswith("\n") else "")
     return text if text.endswith("\n") else text + "\n"
+
+
+def cmd_chat(args) -> None:
+    from gptkit.run import load_run
+
+    sampling = sampling_from(args)  # a bad option fails before the model is loaded
+    run = load_run(args.run, weights=args.weights, device=args.device or "auto")
+    run.check_generates()
+    chat(run, sampling)
+
+
+def add_chat_command(sub) -> None:
+    p = sub.add_parser(
+        "chat",
+        parents=[RUN, SAMPLING, WEIGHTS, DEVICE],
+        help="talk to a trained run in an interactive console (/help inside)",
+    )
+    p.set_defaults(func=cmd_chat)

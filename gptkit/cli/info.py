@@ -5,18 +5,16 @@ A preset has no vocabulary of its own: GPT-2 shapes are counted with GPT-2's 50,
 Tiny Shakespeare's 65 characters (say `--vocab-size N` for yours).
 """
 
-from gptkit.config import GPTConfig, resolve_config
-from gptkit.memory import param_count
-from gptkit.presets import PRESETS
 
+def count_params(config) -> tuple[int, int]:
+    """(all parameters, without the position embedding) of a model with this GPTConfig."""
+    from gptkit.memory import param_count  # here, not at the top: `gptkit --help` must not import torch
 
-def count_params(config: GPTConfig) -> tuple[int, int]:
-    """(all parameters, without the position embedding) of a model with this config."""
     total = param_count(config)
     return total, total - (config.block_size * config.n_embd if config.pos == "learned" else 0)
 
 
-def describe_config(config: GPTConfig) -> str:
+def describe_config(config) -> str:
     m = config
     kinds = f"pos={m.pos} norm={m.norm} mlp={m.mlp}" + (" qk_norm" if m.qk_norm else "")
     heads = f"{m.n_head} heads" + (f" ({m.n_kv_head} kv)" if m.n_kv_head else "")
@@ -24,6 +22,9 @@ def describe_config(config: GPTConfig) -> str:
 
 
 def preset_table(vocab_size: int | None = None) -> str:
+    from gptkit.config import resolve_config
+    from gptkit.presets import PRESETS
+
     lines = [f"{'preset':<12} {'params':>10}  shape"]
     for name in PRESETS:
         config = resolve_config(preset=name).model
@@ -45,3 +46,14 @@ def run_summary(run_dir) -> str:
             f"preset {config.preset or '(none)'}, data {', '.join(d.path for d in config.data)}",
         ]
     )
+
+
+def cmd_info(args) -> None:
+    print(run_summary(args.run) if args.run else preset_table(args.vocab_size))
+
+
+def add_info_command(sub) -> None:
+    p = sub.add_parser("info", help="presets with their parameter counts, or what a trained run is")
+    p.add_argument("run", nargs="?", help="a run directory (default: list the presets)")
+    p.add_argument("--vocab-size", type=int, default=None, help="count presets with this vocabulary size")
+    p.set_defaults(func=cmd_info)

@@ -28,18 +28,9 @@ def _saved(tok, out: str) -> None:
 
 
 def cmd_train(args) -> None:
-    from gptkit.data.sources import resolve_sources
     from gptkit.tokenizer.bpe_train import train_bpe
 
-    sources = resolve_sources(args.paths)
-    unsupported = [s.path for s in sources if s.jsonl or s.compressed]
-    if unsupported:
-        raise GptkitError(
-            f"{unsupported[0]}: tokenizer train reads plain text files only (not .jsonl or .gz yet); "
-            "extract the text to a .txt file first"
-        )
-    files = [source.path for source in sources]
-    tok = train_bpe(files, args.vocab_size, pattern=args.pattern, specials=args.special)
+    tok = train_bpe(args.paths, args.vocab_size, pattern=args.pattern, specials=args.special, text_field=args.field)
     _saved(tok, args.out)
 
 
@@ -86,17 +77,18 @@ def cmd_import_tiktoken(args) -> None:
 
 
 def cmd_import_hf(args) -> None:
-    from gptkit.tokenizer.formats import import_hf
+    from gptkit.tokenizer.hf_json import read_hf_bpe
 
-    _saved(import_hf(args.tokenizer_json), args.out)
+    _saved(read_hf_bpe(args.tokenizer_json), args.out)
 
 
 def cmd_export(args) -> None:
     from gptkit.tokenizer import load_tokenizer
-    from gptkit.tokenizer.formats import export_gpt2, export_hf, export_tiktoken
+    from gptkit.tokenizer.formats import export_gpt2, export_tiktoken
+    from gptkit.tokenizer.hf_json import write_hf_bpe
 
     tok = _require_bpe(load_tokenizer(args.tokenizer), "tokenizer export")
-    writer = {"gpt2": export_gpt2, "tiktoken": export_tiktoken, "hf": export_hf}[args.format]
+    writer = {"gpt2": export_gpt2, "tiktoken": export_tiktoken, "hf": write_hf_bpe}[args.format]
     Path(args.out).mkdir(parents=True, exist_ok=True)
     for path in writer(tok, args.out):
         print(f"wrote {path}")
@@ -108,7 +100,13 @@ def add_tokenizer_commands(sub) -> None:
     tsub = top.add_subparsers(dest="tokenizer_command", required=True, metavar="COMMAND")
 
     p = tsub.add_parser("train", help="train a byte-level BPE tokenizer on text files")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="text files, folders, or a bundled name (shakespeare)")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="what `gptkit prepare` reads: text files (.txt, .jsonl, also .gz), folders, or a bundled name",
+    )
+    p.add_argument("--field", default="text", help="the text field of .jsonl records (default: text)")
     p.add_argument("--vocab-size", type=int, required=True, help="tokens in all: 256 bytes + merges + specials")
     p.add_argument("--pattern", default="gpt4", help="pre-split regex: gpt4 (default), gpt2, none, or a regex")
     p.add_argument("--special", action="append", default=[], help="a special token, e.g. '<|endoftext|>'")

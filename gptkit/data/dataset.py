@@ -5,18 +5,18 @@
 offsets from a caller-owned `torch.Generator`, uniformly over all windows of all shards, so the batch stream
 is deterministic per seed and resumable by saving that generator's state. Targets are inputs shifted by one.
 `draw_starts` and `read_windows` are its two halves, for callers that draw batches they do not read (ranks).
-`windows(split, block_size)` walks a split in order, for evaluation.
+`windows(split, block_size)` walks a split in order, for evaluation. Errors name the dataset as the argument
+`data` (`--data`); `open_dataset(path, argument)` opens one under another argument's name.
 """
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from gptkit.errors import GptkitError
-from gptkit.paths import folder_problem, shown
+from gptkit.errors import ArgumentError, GptkitError
+from gptkit.paths import folder_problem, read_json, shown
 
 SPLITS = ("train", "val")
 
@@ -35,16 +35,16 @@ class TokenDataset:
         self.name = name or self.path.name
         meta_path = self.path / "meta.json"
         if not self.path.is_dir():
-            raise GptkitError(
-                f"--data {shown(self.path)}: {folder_problem(self.path)}; pass a folder from `gptkit prepare`"
-            )
+            problem = f"{folder_problem(self.path)}; pass a folder from `gptkit prepare`"
+            raise ArgumentError("data", problem, shown(self.path))
         if not meta_path.is_file():
-            raise GptkitError(
-                f"--data {self.path}: not a prepared dataset (no meta.json); run "
-                f"`gptkit prepare YOUR_TEXT --out {self.path}` first"
+            raise ArgumentError(
+                "data",
+                f"not a prepared dataset (no meta.json); run `gptkit prepare YOUR_TEXT --out {shown(self.path)}` first",
+                shown(self.path),
             )
+        self.meta = read_json(meta_path, what="run `gptkit prepare` again")
         try:
-            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
             dtype = np.dtype(self.meta["dtype"])
             int(self.meta["vocab_size"])
             listed = self.meta.get("splits") or {
@@ -61,12 +61,15 @@ class TokenDataset:
             for file_name, tokens in listed[split]:
                 file = self.path / file_name
                 if not file.is_file():
-                    raise GptkitError(f"--data {self.path}: {file_name} is missing; run `gptkit prepare` again")
+                    problem = f"{file_name} is missing; run `gptkit prepare` again"
+                    raise ArgumentError("data", problem, shown(self.path))
                 count = file.stat().st_size // dtype.itemsize
                 if count != tokens:
-                    raise GptkitError(
-                        f"--data {self.path}: {file_name} has {count} tokens but meta.json says {tokens}; "
-                        "the shard is incomplete or damaged; run `gptkit prepare` again"
+                    raise ArgumentError(
+                        "data",
+                        f"{file_name} has {count} tokens but meta.json says {tokens}; the shard is incomplete or "
+                        "damaged; run `gptkit prepare` again",
+                        shown(self.path),
                     )
                 if count:
                     self.shards[split].append(np.memmap(file, dtype=dtype, mode="r"))
@@ -84,9 +87,12 @@ class TokenDataset:
     def check_block_size(self, split: str, block_size: int) -> None:
         """Refuse a split too short to hold one window, naming the setting to change."""
         if not self.has_windows(split, block_size):
-            raise GptkitError(
-                f"--data {self.path}: the {split} split has no shard longer than `model.block_size`={block_size} "
-                f"({self.num_tokens(split)} tokens); use more text, a smaller block_size, or another --val-fraction"
+            raise ArgumentError(
+                "data",
+                f"the {split} split has no shard longer than `model.block_size`={block_size} "
+                f"({self.num_tokens(split)} tokens); use more text, a smaller block_size, or prepare again with "
+                "another val_fraction (--val-fraction)",
+                shown(self.path),
             )
 
     def draw_starts(self, split: str, batch_size: int, block_size: int, generator: torch.Generator) -> torch.Tensor:
@@ -129,3 +135,12 @@ class TokenDataset:
                 window = np.asarray(shard[start : start + block_size + 1], dtype=np.int64)
                 seen += len(window) - 1
                 yield window
+
+
+def open_dataset(path, argument: str = "data", *, flag: str | None = None) -> TokenDataset:
+    """`TokenDataset(path)`, its errors naming the caller's `argument` (and `flag` on the command line)
+    rather than `data`."""
+    try:
+        return TokenDataset(path)
+    except ArgumentError as err:
+        raise ArgumentError(argument, err.problem, err.value, flag=flag) from None

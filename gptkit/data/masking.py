@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from gptkit.tokenizer.tables import token_pieces, token_texts
+
 
 @dataclass(frozen=True)
 class MaskingRecipe:
@@ -36,11 +38,7 @@ def word_edges_table(tokenizer, vocab_size: int) -> tuple[torch.Tensor, torch.Te
     except that long numbers count as one word."""
     starts = torch.zeros(vocab_size, dtype=torch.bool)
     ends = torch.zeros(vocab_size, dtype=torch.bool)
-    specials = set(getattr(tokenizer, "special_by_id", {}))
-    for token_id in range(vocab_size):
-        if token_id in specials:
-            continue
-        text = tokenizer.decode_bytes([token_id]).decode("utf-8", errors="replace")
+    for token_id, text in enumerate(token_texts(tokenizer, vocab_size)):
         if text:
             starts[token_id] = text[0].isalnum()
             ends[token_id] = text[-1].isalnum() or text == " "
@@ -91,16 +89,9 @@ def mask_tokens(
 
 def ordinary_ids(tokenizer, vocab_size: int) -> torch.Tensor:
     """The ids below `vocab_size` that are not special tokens: what a random replacement may be."""
-    specials = set(getattr(tokenizer, "special_by_id", {}))
-    return torch.tensor([i for i in range(vocab_size) if i not in specials])
+    return torch.tensor([i for i, piece in enumerate(token_pieces(tokenizer, vocab_size)) if piece is not None])
 
 
 def character_lengths(tokenizer, vocab_size: int) -> torch.Tensor:
     """Characters each token id spells (0 for special tokens): the unit to compare tokenizers by."""
-    specials = set(getattr(tokenizer, "special_by_id", {}))
-    return torch.tensor(
-        [
-            0 if i in specials else len(tokenizer.decode_bytes([i]).decode("utf-8", errors="replace"))
-            for i in range(vocab_size)
-        ]
-    )
+    return torch.tensor([len(text or "") for text in token_texts(tokenizer, vocab_size)])

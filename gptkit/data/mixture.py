@@ -6,25 +6,27 @@ probability proportional to its weight, then a window from it. All datasets must
 Entry point: `Mixture(datasets, weights)`.
 """
 
-import json
 import math
 
 import torch
 
 from gptkit.data.dataset import TokenDataset
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError, GptkitError
+from gptkit.paths import read_json, shown
 from gptkit.tokenizer import TOKENIZER_FILE
 
 
 def check_same_tokenizer(datasets: list[TokenDataset]) -> None:
     """Refuse datasets prepared with different tokenizers: their ids mean different things."""
     first = datasets[0]
-    reference = json.loads((first.path / TOKENIZER_FILE).read_text(encoding="utf-8"))
+    reference = read_json(first.path / TOKENIZER_FILE)
     for other in datasets[1:]:
-        if json.loads((other.path / TOKENIZER_FILE).read_text(encoding="utf-8")) != reference:
-            raise GptkitError(
-                f"--data {other.path} was prepared with a different tokenizer than {first.path}; prepare both with "
-                f"the same one (`gptkit prepare ... --tokenizer {first.path / TOKENIZER_FILE}`)"
+        if read_json(other.path / TOKENIZER_FILE) != reference:
+            raise ArgumentError(
+                "data",
+                f"prepared with a different tokenizer than {shown(first.path)}; prepare both with the same one "
+                f"(`gptkit prepare ... --tokenizer {shown(first.path / TOKENIZER_FILE)}`)",
+                shown(other.path),
             )
 
 

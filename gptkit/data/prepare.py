@@ -23,9 +23,9 @@ import regex
 
 from gptkit.atomic import atomic_write_text
 from gptkit.data.shards import SHARD_TOKENS, ShardWriter, output_files, token_dtype
-from gptkit.data.sources import BUNDLED, Source, iter_documents, resolve_sources
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError, GptkitError
 from gptkit.paths import check_output_folder, shown
+from gptkit.sources import BUNDLED, Source, iter_documents, resolve_sources
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
 from gptkit.tokenizer.bpe import BPETokenizer
 from gptkit.tokenizer.char import CharTokenizer
@@ -218,9 +218,11 @@ def prepare(
         shard_tokens: tokens per shard file at most.
     """
     if not 0.0 <= val_fraction < 1.0:
-        raise GptkitError(f"--val-fraction {val_fraction}: must be in [0, 1), e.g. 0.1")
+        raise ArgumentError("val_fraction", "must be in [0, 1), e.g. 0.1", val_fraction)
     if workers < 1:
-        raise GptkitError(f"--workers {workers}: must be at least 1")
+        raise ArgumentError("workers", "must be at least 1", workers)
+    if unknown_char is not None and tokenizer == "char" and len(unknown_char) != 1:
+        raise ArgumentError("unknown_char", "must be exactly one character", unknown_char)
     out = Path(out_dir)
     check_output_folder(out)
     sources = resolve_sources(paths)

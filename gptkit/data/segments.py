@@ -11,7 +11,9 @@ import numpy as np
 import torch
 
 from gptkit.data.dataset import TokenDataset
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError
+from gptkit.paths import shown
+from gptkit.tokenizer.tables import token_pieces
 
 DOCUMENT_END = "<|endoftext|>"
 MIN_LENGTH = 2  # shorter passages give nothing to predict from
@@ -24,10 +26,9 @@ def newline_table(tokenizer, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
     trailing = np.zeros(vocab_size, dtype=np.int64)
     blank = np.zeros(vocab_size, dtype=bool)
     specials = getattr(tokenizer, "specials", {})
-    for token_id in range(vocab_size):
-        if token_id in getattr(tokenizer, "special_by_id", {}):
+    for token_id, text in enumerate(token_pieces(tokenizer, vocab_size)):
+        if text is None:
             continue
-        text = tokenizer.decode_bytes([token_id])
         stripped = text.rstrip()
         trailing[token_id] = text[len(stripped) :].count(b"\n")
         blank[token_id] = not stripped
@@ -85,9 +86,11 @@ class Passages:
         self.where = np.concatenate(where) if where else np.zeros((0, 2), np.int64)
         self.lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
         if len(self.lengths) == 0:
-            raise GptkitError(
-                f"--data {dataset.path}: the {split} split has no passage of {MIN_LENGTH} tokens or more; "
-                "use more text or another --val-fraction"
+            raise ArgumentError(
+                "data",
+                f"the {split} split has no passage of {MIN_LENGTH} tokens or more; use more text, or prepare again "
+                "with another val_fraction (--val-fraction)",
+                shown(dataset.path),
             )
 
     def __len__(self) -> int:

@@ -8,7 +8,7 @@ byte on prepared data and on raw text.
 import math
 
 from gptkit.data.mixture import Mixture
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError, GptkitError
 from gptkit.evaluate import evaluate_dataset, evaluate_text
 from gptkit.objectives.base import Objective
 
@@ -36,7 +36,7 @@ class CausalLM(Objective):
 
     def evaluate(self, run, *, data=(), texts=(), split="val", max_tokens=None, context=None, whole_word=None):
         if whole_word:
-            raise GptkitError("eval: whole_word is for masked LMs; a causal model scores every token")
+            raise ArgumentError("whole_word", "only a masked LM masks whole words; a causal model scores every token")
         limits = {"max_tokens": max_tokens, "context": context}
         return [evaluate_dataset(run, d, split=split, **limits) for d in data] + [
             evaluate_text(run, t, **limits) for t in texts

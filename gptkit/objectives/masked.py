@@ -12,9 +12,10 @@ import torch
 
 from gptkit.data.masking import MaskingRecipe
 from gptkit.data.mlm import MaskedPassages
-from gptkit.errors import GptkitError
-from gptkit.evaluate_mlm import check_masked_lm, evaluate_masked
+from gptkit.errors import ArgumentError, GptkitError
 from gptkit.objectives.base import Objective
+from gptkit.objectives.masked_eval import check_masked_lm, evaluate_masked
+from gptkit.paths import shown
 from gptkit.tokenizer import MASK_TOKEN, PAD_TOKEN, with_specials
 from gptkit.tokenizer.char import UnknownCharacterError
 
@@ -52,7 +53,7 @@ class MaskedLM(Objective):
             dataset, tokenizer, config.model.block_size, MaskingRecipe.of(config.mlm), config.mlm.passages
         )
         if not masked.has_split("train"):
-            raise GptkitError(f"--data {dataset.path}: the train split is empty")
+            raise ArgumentError("data", "the train split is empty", shown(dataset.path))
         masked.name = dataset.name
         return [(math.inf, masked)], [masked] if masked.has_split("val") else []
 
@@ -71,9 +72,12 @@ class MaskedLM(Objective):
 
     def evaluate(self, run, *, data=(), texts=(), split="val", max_tokens=None, context=None, whole_word=None):
         if texts:
-            raise GptkitError("eval: a masked LM is evaluated on prepared data (--data DIR), not --text")
+            raise ArgumentError(
+                "texts", "a masked LM is evaluated on prepared data only, not on raw text", flag="--text"
+            )
         if context is not None:
-            raise GptkitError("eval: --context is for causal models; a masked LM is scored on whole passages")
+            problem = "only a causal model takes a context length; a masked LM is scored on whole passages"
+            raise ArgumentError("context", problem, context)
         return [evaluate_masked(run, d, split=split, whole_word=whole_word, max_tokens=max_tokens) for d in data]
 
     @torch.no_grad()
@@ -85,7 +89,7 @@ class MaskedLM(Objective):
         " " is rare in training), so "not to <|mask|>" asks for the token after "to", space included."""
         check_masked_lm(run)
         if top_k < 1:
-            raise GptkitError(f"top_k {top_k}: must be >= 1")
+            raise ArgumentError("top_k", "must be >= 1", top_k)
         if MASK_TOKEN not in text:
             raise GptkitError(
                 f"text: put {MASK_TOKEN} where a token should be guessed, e.g. 'To be or not to {MASK_TOKEN}'"

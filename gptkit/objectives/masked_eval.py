@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from gptkit.data.masking import MaskingRecipe, character_lengths, mask_tokens, ordinary_ids, word_edges_table
 from gptkit.data.segments import Passages
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError, GptkitError
+from gptkit.paths import shown
 from gptkit.tokenizer import MASK_TOKEN, PAD_TOKEN, load_tokenizer, with_specials
 
 
@@ -65,15 +66,17 @@ def evaluate_masked(
     """Masked-token loss, accuracy and bits per character of `run` on one split of a prepared dataset
     (its first passages holding about `max_tokens` tokens, when given). `scorer` replaces `run.model`
     (anything called as `scorer(inputs, key_mask=mask)` -> (logits, _)), e.g. a baseline."""
-    from gptkit.data.dataset import TokenDataset
+    from gptkit.data.dataset import open_dataset
 
     check_masked_lm(run)
-    dataset = TokenDataset(path)
+    dataset = open_dataset(path, "path", flag="--data")
     data_tokenizer = load_tokenizer(dataset.path)
     if with_specials(data_tokenizer, [MASK_TOKEN, PAD_TOKEN]).to_dict() != run.tokenizer.to_dict():
-        raise GptkitError(f"--data {path}: prepared with another tokenizer than {run.run_dir}")
+        problem = f"prepared with another tokenizer than {run.run_dir}"
+        raise ArgumentError("path", problem, shown(path), flag="--data")
     if dataset.num_tokens(split) < 2:
-        raise GptkitError(f"--data {path}: the {split} split is empty; evaluate --split train or prepare again")
+        problem = f"the {split} split is empty; evaluate split='train' (--split train) or prepare again"
+        raise ArgumentError("path", problem, shown(path), flag="--data")
     recipe = MaskingRecipe.of(run.config.mlm)
     if whole_word is not None:
         recipe = replace(recipe, whole_word=whole_word)

@@ -38,11 +38,15 @@ def serve(run, settings: ServeSettings, log_level: str = "info") -> None:
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("gptkit.serve.serve runs the model on the main thread; call it from there")
     if not is_loopback(settings.host) and not settings.api_key and not settings.insecure_no_api_key:
-        from gptkit.errors import GptkitError
+        from gptkit.errors import ArgumentError
 
-        raise GptkitError(
-            f"--host {settings.host}: listening beyond this machine without --api-key lets anyone who can reach "
-            "the port use it; set --api-key KEY (or GPTKIT_API_KEY), or pass --insecure-no-api-key if you mean it"
+        raise ArgumentError(
+            "settings.host",
+            "listening beyond this machine without an API key lets anyone who can reach the port use it; set one "
+            "(api_key; --api-key KEY or GPTKIT_API_KEY), or insecure_no_api_key=True (--insecure-no-api-key) if you "
+            "mean it",
+            settings.host,
+            flag="--host",
         )
     app = build_app(run, settings)
     try:
@@ -51,8 +55,8 @@ def serve(run, settings: ServeSettings, log_level: str = "info") -> None:
         from gptkit.errors import GptkitError
 
         raise GptkitError(
-            f"--host {settings.host} --port {settings.port}: cannot listen there ({error.strerror}); "
-            "pick another port, or --port 0 for any free one"
+            f"{settings.host} port {settings.port}: cannot listen there ({error.strerror}); "
+            "pick another port, or port 0 (--port 0) for any free one"
         ) from None
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"

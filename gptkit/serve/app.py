@@ -22,19 +22,22 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from gptkit.errors import GptkitError
+from gptkit.sampling import DEFAULT_SAMPLING
 from gptkit.serve.errors import ApiError
 from gptkit.serve.hosts import HostCheck, allowed_names
 from gptkit.serve.requests import CompletionRequest, parse_completion_request
 from gptkit.serve.settings import ServeSettings
 from gptkit.serve.worker import TIMED_OUT, Choice, Job, ModelWorker
 from gptkit.tokenizer.char import UnknownCharacterError
+from gptkit.tokenizer.tables import token_pieces
 
 OVERDUE_GRACE_S = 0.5  # past its deadline, a request waits this long for the worker's own 504, then answers itself
 
 
 def longest_token_chars(tokenizer, vocab_size: int) -> int:
     """An upper bound on the characters one token spells (its bytes), to refuse huge prompts before encoding."""
-    return max(len(tokenizer.decode_bytes([i])) for i in range(vocab_size))
+    specials = getattr(tokenizer, "specials", {})
+    return max(len(piece or b"") for piece in [*token_pieces(tokenizer, vocab_size), *map(str.encode, specials)])
 
 
 def encode_prompt(run, prompt: str, limit: int, longest: int) -> list[int]:
@@ -130,8 +133,18 @@ class CompletionsApp:
     # -- routes ------------------------------------------------------------------------------------------
     async def playground(self, request: Request) -> HTMLResponse:
         page = resources.files("gptkit.serve").joinpath("playground.html").read_text(encoding="utf-8")
-        page = page.replace("{{MODEL}}", html.escape(self.model_id))
-        return HTMLResponse(page.replace("{{MAX_TOKENS}}", str(self.settings.max_tokens)))
+        defaults = DEFAULT_SAMPLING  # the form starts where an API request that leaves the fields out does
+        values = {
+            "MODEL": html.escape(self.model_id),
+            "MAX_TOKENS": self.settings.max_tokens,
+            "MAX_NEW_TOKENS": min(defaults.max_new_tokens, self.settings.max_tokens),
+            "TEMPERATURE": defaults.temperature,
+            "TOP_K": defaults.top_k or 0,
+            "TOP_P": defaults.top_p or 1,
+        }
+        for name, value in values.items():
+            page = page.replace("{{" + name + "}}", str(value))
+        return HTMLResponse(page)
 
     async def health(self, request: Request) -> JSONResponse:
         stats, alive = self.worker.stats, self.worker.running
@@ -156,12 +169,7 @@ class CompletionsApp:
             self.run.check_generates()
         except GptkitError as error:
             raise ApiError(400, str(error)) from None
-        sampling = dict(
-            temperature=completion.temperature,
-            top_k=completion.top_k or None,
-            top_p=completion.top_p if completion.top_p < 1.0 else None,
-            repetition_penalty=completion.repetition_penalty,
-        )
+        sampling = completion.sampling()
         prompt_ids = [
             await run_in_threadpool(encode_prompt, self.run, prompt, self.prompt_limit, self.longest_token)
             for prompt in completion.prompts()
@@ -178,7 +186,7 @@ class CompletionsApp:
                 loop.call_soon_threadsafe(events.put_nowait, event)
 
         deadline = time.monotonic() + self.settings.timeout_s
-        job = Job(choices, completion.max_tokens, sampling, completion.stops(), deadline, emit)
+        job = Job(choices, sampling, deadline, emit)
         self.worker.submit(job)
         meta = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time())}
         meta["model"] = self.model_id

@@ -2,7 +2,8 @@
 
 Unknown fields are refused (a typo must not pass silently), and so are OpenAI features gptkit has no
 answer for (logprobs, suffix, best_of > n, presence/frequency penalties) rather than ignored. A field sent
-as null takes its default, as with OpenAI. `top_k` and `repetition_penalty` are extensions, as in other
+as null takes its default. The sampling defaults are gptkit's own (`gptkit.sampling.SamplingConfig`, shared
+with `gptkit sample` and `chat`), not OpenAI's. `top_k` and `repetition_penalty` are extensions, as in other
 OpenAI-compatible servers.
 """
 
@@ -10,8 +11,11 @@ import json
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gptkit.sampling import DEFAULT_SAMPLING, SamplingConfig
 from gptkit.serve.errors import ApiError
 from gptkit.serve.settings import ServeSettings
+
+_s = DEFAULT_SAMPLING
 
 
 class CompletionRequest(BaseModel):
@@ -19,11 +23,11 @@ class CompletionRequest(BaseModel):
 
     model: str | None = None
     prompt: str | list[str] = ""
-    max_tokens: int = Field(16, ge=1)
-    temperature: float = Field(1.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0)  # 0 = off
-    repetition_penalty: float = Field(1.0, gt=0.0)
+    max_tokens: int = Field(_s.max_new_tokens, ge=1)
+    temperature: float = Field(_s.temperature, ge=0.0, le=2.0)
+    top_p: float = Field(_s.top_p or 1.0, gt=0.0, le=1.0)  # 1 = off
+    top_k: int = Field(_s.top_k or 0, ge=0)  # 0 = off
+    repetition_penalty: float = Field(_s.repetition_penalty, gt=0.0)
     n: int = Field(1, ge=1)
     stream: bool = False
     stream_options: dict | None = None
@@ -44,6 +48,17 @@ class CompletionRequest(BaseModel):
 
     def stops(self) -> list[str]:
         return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+
+    def sampling(self) -> SamplingConfig:
+        """The request's settings (its seed is each choice's business: seed + i for the i-th)."""
+        return SamplingConfig(
+            max_new_tokens=self.max_tokens,
+            temperature=self.temperature,
+            top_k=self.top_k or None,
+            top_p=self.top_p if self.top_p < 1.0 else None,
+            repetition_penalty=self.repetition_penalty,
+            stop=tuple(self.stops()),
+        )
 
     def include_usage(self) -> bool:
         return bool((self.stream_options or {}).get("include_usage"))

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gptkit.sampling import SamplingConfig
 from gptkit.serve.errors import ApiError
 
 EMIT_INTERVAL_S = 0.02  # streamed text arrives in pieces at most 50 times a second
@@ -35,9 +36,7 @@ class Choice:
 @dataclass
 class Job:
     choices: list[Choice]
-    max_tokens: int
-    sampling: dict  # temperature, top_k, top_p, repetition_penalty
-    stops: list[str]
+    sampling: SamplingConfig  # the request's settings; each choice brings its own seed
     deadline: float  # time.monotonic() by which the last token must be out
     emit: Callable[[tuple], None]
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -145,12 +144,9 @@ class ModelWorker:
             new_ids: list[int] = []
             pieces = self.run.stream_ids(
                 choice.prompt_ids,
-                job.max_tokens,
-                stop=job.stops,
-                seed=choice.seed,
+                job.sampling.with_changes(seed=choice.seed),
                 new_ids=new_ids,
                 keep_going=lambda: not (job.cancelled.is_set() or self._late(job) or self.stopping.is_set()),
-                **job.sampling,
             )
             buffered, last_emit = [], time.monotonic()
             for piece in pieces:  # text goes out at most every EMIT_INTERVAL_S: waking the event loop for each
@@ -160,8 +156,8 @@ class ModelWorker:
                     buffered, last_emit = [], time.monotonic()
             if buffered:
                 job.emit(("text", choice.index, "".join(buffered)))
-            stopped = any(s in self.run.tokenizer.decode(new_ids) for s in job.stops if s)
-            if not stopped and len(new_ids) < job.max_tokens and (outcome := self._stopped(job)):
+            stopped = any(s in self.run.tokenizer.decode(new_ids) for s in job.sampling.stop if s)
+            if not stopped and len(new_ids) < job.sampling.max_new_tokens and (outcome := self._stopped(job)):
                 return outcome
             job.emit(("done", choice.index, "stop" if stopped else "length", len(new_ids)))
         return "completed"

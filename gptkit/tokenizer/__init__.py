@@ -5,12 +5,11 @@ Every tokenizer has `vocab_size`, `encode(text) -> list[int]`, `decode(ids) -> s
 its `type` and `format_version`, so `load_tokenizer` picks the class. Training lives in each tokenizer's module.
 """
 
-import json
 from pathlib import Path
 from typing import Protocol
 
 from gptkit.errors import GptkitError
-from gptkit.paths import file_problem, shown
+from gptkit.paths import file_problem, read_json, shown
 from gptkit.tokenizer.bpe import BPETokenizer
 from gptkit.tokenizer.char import CharTokenizer
 
@@ -42,10 +41,7 @@ def load_tokenizer(path) -> Tokenizer:
             f"{shown(path)}: no tokenizer file here ({file_problem(path)}); pass a tokenizer .json or a prepared "
             "data/run directory"
         )
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as err:  # bad JSON or UTF-8, a 5,000-digit number, nesting too deep
-        raise GptkitError(f"{path}: not a valid tokenizer JSON ({str(err)[:200]})") from None
+    raw = read_json(path, what="not a tokenizer file; pass a tokenizer .json or a prepared data/run directory")
     kind = raw.get("type") if isinstance(raw, dict) else None
     if kind not in _TYPES:
         raise GptkitError(f"{path}: unknown tokenizer type {kind!r}; expected one of {', '.join(_TYPES)}")

@@ -1,4 +1,6 @@
-"""Byte-level BPE training: learn merges from text files, fast enough for real corpora.
+"""Byte-level BPE training: learn merges from text, fast enough for real corpora.
+
+Reads what `gptkit prepare` reads (`gptkit.sources`: files, folders, `.jsonl` records, `.gz`, bundled names).
 
 1. Count each distinct pre-split chunk once, with its frequency (text is streamed in blocks, never whole).
 2. Count adjacent token pairs over the distinct chunks (weighted by frequency), remembering which chunks
@@ -17,10 +19,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from gptkit.errors import GptkitError
-from gptkit.paths import file_problem, shown
+from gptkit.errors import ArgumentError, GptkitError
+from gptkit.sources import Source, iter_documents, resolve_sources
 from gptkit.tokenizer.bpe import BPETokenizer, gpt2_byte_ids, merge_pair
-from gptkit.tokenizer.patterns import iter_chunks, iter_file_blocks, resolve_pattern
+from gptkit.tokenizer.patterns import iter_chunks, resolve_pattern
 
 
 def count_chunks(documents: Iterable[Iterable[str]], pattern: str, specials: list[str]) -> Counter:
@@ -89,29 +91,28 @@ def train_bpe(
     *,
     pattern: str = "gpt4",
     specials: list[str] = (),
+    text_field: str = "text",
     progress: bool | None = None,
 ) -> BPETokenizer:
-    """Train a byte-level BPE tokenizer of `vocab_size` tokens (256 bytes + merges + `specials`) on text files."""
+    """Train a byte-level BPE tokenizer of `vocab_size` tokens (256 bytes + merges + `specials`) on `paths`:
+    text files, folders, `.jsonl` files (their `text_field`), `.gz` of either, or a bundled name."""
     specials = list(dict.fromkeys(specials))
     if vocab_size < 256 + len(specials) + 1:
-        raise GptkitError(
-            f"--vocab-size {vocab_size}: must exceed 256 bytes + {len(specials)} special token(s), i.e. be at least "
-            f"{257 + len(specials)}"
+        raise ArgumentError(
+            "vocab_size",
+            f"must exceed 256 bytes + {len(specials)} special token(s), i.e. be at least {257 + len(specials)}",
+            vocab_size,
         )
     if any(not s for s in specials):
-        raise GptkitError("--special: a special token cannot be the empty string")
+        raise ArgumentError("specials", "a special token cannot be the empty string", flag="--special")
     regex_pattern = resolve_pattern(pattern)
-    files = [Path(p) for p in paths]
-    for file in files:
-        if not file.is_file():
-            raise GptkitError(f"{shown(file)}: {file_problem(file)}; pass the text files to train on")
-    total = sum(f.stat().st_size for f in files)
-    if total == 0:
-        raise GptkitError("tokenizer train: the corpus is empty; pass text files with content")
+    sources = resolve_sources([str(p) for p in paths])
+    total = sum(source.path.stat().st_size for source in sources)
     with tqdm(
         total=total, desc="counting", unit="B", unit_scale=True, disable=None if progress is None else not progress
     ) as bar:
-        chunk_counts = count_chunks((iter_file_blocks(f, bar.update) for f in files), regex_pattern, specials)
+        documents = (doc for source in sources for doc in _read_counting(source, text_field, bar.update))
+        chunk_counts = count_chunks(documents, regex_pattern, specials)
     if not chunk_counts:
         raise GptkitError("tokenizer train: the corpus has no text outside special tokens; pass real text")
     wanted = vocab_size - 256 - len(specials)
@@ -128,3 +129,18 @@ def train_bpe(
     byte_ids = gpt2_byte_ids()
     renumbered = [tuple(byte_ids[i] if i < 256 else i for i in pair) for pair in merges]
     return BPETokenizer(renumbered, pattern=regex_pattern, specials=special_ids, byte_ids=byte_ids)
+
+
+def _read_counting(source: Source, text_field: str, on_bytes) -> Iterable[Iterable[str]]:
+    """The documents of `source`, calling `on_bytes(n)` as its raw bytes are read (for the progress bar)."""
+    done = 0
+    for document in iter_documents(source, text_field):
+
+        def blocks(document=document):
+            nonlocal done
+            for block in document:
+                yield block
+                on_bytes(source.num_bytes - done)
+                done = source.num_bytes
+
+        yield blocks()

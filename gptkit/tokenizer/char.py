@@ -13,7 +13,7 @@ import re
 import numpy as np
 
 from gptkit.atomic import atomic_write_text
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError, GptkitError
 
 FORMAT_VERSION = 1
 
@@ -48,7 +48,7 @@ class CharTokenizer:
         alphabet = set(text)
         if unknown is not None:
             if len(unknown) != 1:
-                raise GptkitError(f"--unknown-char {unknown!r}: must be exactly one character")
+                raise ArgumentError("unknown", "must be exactly one character", unknown, flag="--unknown-char")
             alphabet.add(unknown)
         if not alphabet:
             raise GptkitError("char tokenizer: the text is empty, so there is no vocabulary to build")

@@ -1,13 +1,11 @@
-"""Reading and writing other tokenizer formats: GPT-2's files, tiktoken's ranks, Hugging Face tokenizer.json.
+"""Reading and writing other tokenizer formats: GPT-2's files and tiktoken's ranks.
 
 - GPT-2: `encoder.json` (token text -> id, bytes shown through GPT-2's byte-to-unicode table) and
   `vocab.bpe` (one merge per line, in order); other special tokens in `special_tokens.json`.
 - tiktoken: a `.tiktoken` file (base64 token bytes and rank per line) plus `tiktoken.json` (pattern and
   special tokens, which the ranks file cannot hold); or an in-memory `tiktoken.Encoding`.
-- Hugging Face: `tokenizer.json` with a BPE model, a Split + ByteLevel pre-tokenizer and a ByteLevel decoder,
-  loadable by `tokenizers.Tokenizer.from_file` and `transformers.PreTrainedTokenizerFast`.
-Entry points: `import_gpt2`, `export_gpt2`, `export_tiktoken`, `import_tiktoken`, `from_tiktoken_encoding`,
-`export_hf`, `import_hf`.
+Hugging Face's `tokenizer.json` is `hf_json.py`'s. Entry points: `import_gpt2`, `export_gpt2`,
+`export_tiktoken`, `import_tiktoken`, `from_tiktoken_encoding`.
 """
 
 import base64
@@ -15,10 +13,9 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-import regex
-
 from gptkit.atomic import atomic_write_text
 from gptkit.errors import GptkitError
+from gptkit.paths import read_json
 from gptkit.tokenizer.bpe import BPETokenizer, check_rank_consistent, gpt2_byte_ids
 from gptkit.tokenizer.patterns import GPT2_PATTERN
 
@@ -47,16 +44,7 @@ def to_visible(data: bytes) -> str:
     return "".join(table[b] for b in data)
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GptkitError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
-        raise GptkitError(f"{path}: not a readable JSON file ({type(err).__name__}: {err})") from None
-
-
-def _merges_from_vocab(
+def merges_from_vocab(
     vocab: dict[str, int], merge_lines: list[tuple[str, str]], source: str, pattern: str = GPT2_PATTERN
 ) -> BPETokenizer:
     """Build a tokenizer from visible-text vocab + merges, checking that merge i makes id 256 + i."""
@@ -102,7 +90,7 @@ def import_gpt2(encoder_json, vocab_bpe, *, pattern: str = GPT2_PATTERN) -> BPET
 
     The files hold no pre-split pattern; GPT-2's is assumed unless `pattern` says otherwise.
     """
-    vocab = _read_json(encoder_json)
+    vocab = read_json(encoder_json)
     if not isinstance(vocab, dict):
         raise GptkitError(f"{encoder_json}: expected a JSON object of token -> id")
     try:
@@ -119,8 +107,8 @@ def import_gpt2(encoder_json, vocab_bpe, *, pattern: str = GPT2_PATTERN) -> BPET
         merge_lines.append((parts[0], parts[1]))
     extra = Path(encoder_json).with_name("special_tokens.json")  # written by `export_gpt2`
     if extra.exists():
-        vocab.update(_read_json(extra))
-    return _merges_from_vocab(vocab, merge_lines, str(encoder_json), pattern)
+        vocab.update(read_json(extra))
+    return merges_from_vocab(vocab, merge_lines, str(encoder_json), pattern)
 
 
 GPT2_SPECIALS = ("<|endoftext|>", "<|startoftext|>")  # the special tokens GPT-2's encoder.json may hold
@@ -188,7 +176,7 @@ def import_tiktoken(ranks_file, meta_file=None, *, pattern: str | None = None, s
     """A `.tiktoken` ranks file (plus `tiktoken.json` beside it, or an explicit pattern and specials)."""
     ranks_file = Path(ranks_file)
     meta_path = Path(meta_file) if meta_file else ranks_file.with_name("tiktoken.json")
-    meta = _read_json(meta_path) if meta_path.exists() else {}
+    meta = read_json(meta_path) if meta_path.exists() else {}
     if not isinstance(meta, dict) or not isinstance(meta.get("special_tokens", {}), dict):
         raise GptkitError(f"{meta_path}: expected an object with pat_str and special_tokens")
     pattern = pattern or meta.get("pat_str")
@@ -212,113 +200,3 @@ def import_tiktoken(ranks_file, meta_file=None, *, pattern: str | None = None, s
 def from_tiktoken_encoding(encoding) -> BPETokenizer:
     """An in-memory `tiktoken.Encoding` -> our tokenizer with the same ids."""
     return _from_ranks(encoding._mergeable_ranks, encoding._pat_str, dict(encoding._special_tokens), encoding.name)
-
-
-def export_hf(tok: BPETokenizer, out_dir) -> list[Path]:
-    """Write a Hugging Face `tokenizer.json` (plus a minimal `tokenizer_config.json` for transformers)."""
-    out = Path(out_dir)
-    vocab = {to_visible(data): i for i, data in enumerate(tok.token_bytes)}
-    merges = [[to_visible(tok.token_bytes[a]), to_visible(tok.token_bytes[b])] for a, b in tok.merges]
-    added = [
-        {
-            "id": i,
-            "content": s,
-            "single_word": False,
-            "lstrip": False,
-            "rstrip": False,
-            "normalized": False,
-            "special": True,
-        }
-        for s, i in sorted(tok.specials.items(), key=lambda item: item[1])
-    ]
-    data = {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": added,
-        "normalizer": None,
-        "pre_tokenizer": {
-            "type": "Sequence",
-            "pretokenizers": [
-                {"type": "Split", "pattern": {"Regex": tok.pattern}, "behavior": "Isolated", "invert": False},
-                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
-            ],
-        },
-        "post_processor": None,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
-        "model": {
-            "type": "BPE",
-            "dropout": None,
-            "unk_token": None,
-            "continuing_subword_prefix": None,
-            "end_of_word_suffix": None,
-            "fuse_unk": False,
-            "byte_fallback": False,
-            "ignore_merges": False,
-            "vocab": vocab,
-            "merges": merges,
-        },
-    }
-    eos = "<|endoftext|>" if "<|endoftext|>" in tok.specials else None
-    config = {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "model_max_length": 1 << 30,
-        "bos_token": eos,
-        "eos_token": eos,
-        "unk_token": None,
-    }
-    atomic_write_text(out / "tokenizer.json", json.dumps(data, ensure_ascii=False, indent=1))
-    atomic_write_text(out / "tokenizer_config.json", json.dumps(config, indent=1))
-    return [out / "tokenizer.json", out / "tokenizer_config.json"]
-
-
-def import_hf(path) -> BPETokenizer:
-    """A Hugging Face byte-level BPE `tokenizer.json` (GPT-2 style, or one written by `export_hf`).
-
-    Parts that would change the ids and that our tokenizer does not model (a normalizer, a Split that removes
-    or inverts, `ignore_merges`, added tokens that are not special) are refused rather than ignored.
-    """
-    path = Path(path)
-    data = _read_json(path)
-    model = data.get("model") if isinstance(data, dict) else None
-    if not isinstance(model, dict) or model.get("type") != "BPE":
-        raise GptkitError(f"{path}: not a BPE tokenizer.json (model.type must be BPE)")
-    if data.get("normalizer") is not None:
-        raise GptkitError(
-            f"{path}: has a normalizer ({data['normalizer'].get('type')}); only byte-level BPE without one"
-        )
-    if model.get("ignore_merges"):
-        raise GptkitError(f"{path}: model.ignore_merges=true is not supported (it changes the ids)")
-    pattern = _hf_pattern(data.get("pre_tokenizer"), path)
-    try:
-        merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
-        vocab = dict(model.get("vocab", {}))
-        for added in data.get("added_tokens") or []:
-            if not added.get("special", False):
-                raise GptkitError(f"{path}: added token {added.get('content')!r} is not special; not supported")
-            vocab.setdefault(added["content"], added["id"])
-    except (AttributeError, KeyError, TypeError, ValueError) as err:
-        raise GptkitError(f"{path}: damaged tokenizer.json ({type(err).__name__}: {err})") from None
-    return _merges_from_vocab(vocab, merges, str(path), pattern)
-
-
-def _hf_pattern(pre: dict | None, path: Path) -> str:
-    """The pre-split regex of a byte-level pre-tokenizer: ByteLevel(use_regex) is GPT-2's, or an explicit Split."""
-    if pre is not None and not isinstance(pre, dict):
-        raise GptkitError(f"{path}: pre_tokenizer must be an object")
-    steps = pre.get("pretokenizers", []) if pre and pre.get("type") == "Sequence" else [pre] if pre else []
-    for step in steps:
-        if step.get("type") == "Split" and "Regex" in step.get("pattern", {}):
-            if step.get("behavior") != "Isolated" or step.get("invert"):
-                raise GptkitError(f"{path}: only Split with behavior Isolated (not inverted) is supported")
-            pattern = step["pattern"]["Regex"]
-            try:
-                regex.compile(pattern)
-            except regex.error as err:
-                raise GptkitError(f"{path}: the Split regex does not compile ({err})") from None
-            return pattern
-        if step.get("type") == "ByteLevel" and step.get("use_regex", True):
-            if step.get("add_prefix_space"):
-                raise GptkitError(f"{path}: ByteLevel add_prefix_space=true is not supported; it changes the text")
-            return GPT2_PATTERN
-    raise GptkitError(f"{path}: no byte-level pre-tokenizer found; only byte-level BPE tokenizers can be imported")

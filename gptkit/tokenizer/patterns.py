@@ -9,11 +9,10 @@ Entry points: `resolve_pattern`, `iter_chunks`.
 """
 
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import regex
 
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError
 
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 GPT4_PATTERN = (
@@ -22,7 +21,6 @@ GPT4_PATTERN = (
 )
 NONE_PATTERN = r"[\s\S]+"
 PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN, "none": NONE_PATTERN}
-BLOCK_CHARS = 1 << 20  # characters read at a time: memory stays bounded whatever the corpus size
 LOOKAHEAD_CHARS = 256
 
 
@@ -33,34 +31,13 @@ def resolve_pattern(name_or_regex: str) -> str:
     try:
         regex.compile(name_or_regex)
     except regex.error as err:
-        raise GptkitError(f"--pattern {name_or_regex!r}: not a valid regex ({err}); or use gpt2, gpt4, none") from None
+        problem = f"not a valid regex ({err}); or use gpt2, gpt4, none"
+        raise ArgumentError("pattern", problem, name_or_regex) from None
     return name_or_regex
 
 
 def pattern_name(pattern: str) -> str | None:
     return next((name for name, value in PATTERNS.items() if value == pattern), None)
-
-
-def iter_file_blocks(path: Path, on_read=None) -> Iterator[str]:
-    """A UTF-8 file as blocks of about BLOCK_CHARS characters, with a clear error for non-UTF-8 input.
-
-    `on_read(num_bytes)` is called after each block (for a progress bar in bytes)."""
-    with open(path, encoding="utf-8", newline="") as f:
-        offset = 0
-        while True:
-            try:
-                block = f.read(BLOCK_CHARS)
-            except UnicodeDecodeError as err:
-                raise GptkitError(
-                    f"{path}: not UTF-8 text (invalid byte near offset {offset + err.start}); convert it to UTF-8"
-                ) from None
-            if not block:
-                return
-            size = len(block.encode("utf-8"))
-            offset += size
-            if on_read is not None:
-                on_read(size)
-            yield block
 
 
 def iter_chunks(documents: Iterable[Iterable[str]], pattern: str, specials: Iterable[str] = ()) -> Iterator[list[str]]:

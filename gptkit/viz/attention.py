@@ -7,7 +7,7 @@ Entry points: `attention_weights(run, prompt)` -> (tokens, [per layer (n_head, T
 
 import torch
 
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError
 from gptkit.model import recording_attention
 from gptkit.run import Run
 from gptkit.viz.figure import house_style, new_figure, token_label
@@ -19,7 +19,7 @@ def attention_weights(run: Run, prompt: str, layers=None) -> tuple[list[str], li
     """The prompt's tokens (as text) and the attention weights of every layer (or of `layers`, in order),
     (n_head, T, T) each, on the CPU."""
     if not prompt:
-        raise GptkitError("--prompt: give some text to look at (attention of an empty prompt is empty)")
+        raise ArgumentError("prompt", "give some text to look at (attention of an empty prompt is empty)")
     ids = run.encode_prompt(prompt)
     idx = torch.tensor([ids], device=run.device)
     run.model.eval()
@@ -28,10 +28,10 @@ def attention_weights(run: Run, prompt: str, layers=None) -> tuple[list[str], li
     return token_texts(run.tokenizer, ids), [m[0].float().cpu() for m in maps]
 
 
-def pick(index: int, count: int, what: str, flag: str) -> int:
-    """`index` into `count` items (negative counts from the end), or a clear error."""
+def pick(index: int, count: int, what: str, argument: str) -> int:
+    """`index` (the value of `argument`) into `count` items (negative counts from the end), or a clear error."""
     if not -count <= index < count:
-        raise GptkitError(f"{flag} {index}: the model has {count} {what} (0..{count - 1}, or -1 for the last)")
+        raise ArgumentError(argument, f"the model has {count} {what} (0..{count - 1}, or -1 for the last)", index)
     return index % count
 
 
@@ -43,11 +43,11 @@ def tick_step(count: int) -> int:
 def attention_figure(run: Run, prompt: str, *, layer: int = -1, head: int | None = None):
     """Heat maps of one layer's heads (or one head) for `prompt`."""
     n_layer = run.model.config.n_layer
-    layer = pick(layer, n_layer, "layers", "--layer")
+    layer = pick(layer, n_layer, "layers", "layer")
     tokens, (weights,) = attention_weights(run, prompt, [layer])  # (n_head, T, T)
     heads = list(range(weights.size(0)))
     if head is not None:
-        heads = [pick(head, len(heads), "heads", "--head")]
+        heads = [pick(head, len(heads), "heads", "head")]
     T = len(tokens)
     columns = min(len(heads), 4)
     rows = -(-len(heads) // columns)

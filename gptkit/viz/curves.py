@@ -4,7 +4,8 @@ with `gptkit.viz.figure.save_png`."""
 
 from pathlib import Path
 
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError, GptkitError
+from gptkit.paths import shown
 from gptkit.train.metrics import METRICS_FILE, read_metrics
 from gptkit.viz.figure import house_style, new_figure
 
@@ -55,7 +56,7 @@ def available_metrics(records: list[dict]) -> list[str]:
 def curves_figure(run_dirs, *, metric: str = "loss", x: str = "step", log_y: bool = False):
     """Curves of `metric` for each run in `run_dirs` against `x` (step | tokens | time)."""
     if x not in X_AXES:
-        raise GptkitError(f"--x {x}: choose one of {', '.join(X_AXES)}")
+        raise ArgumentError("x", f"choose one of {', '.join(X_AXES)}", x)
     figure = new_figure(8, 4.8)
     axes = figure.add_subplot()
     drawn = 0
@@ -64,9 +65,8 @@ def curves_figure(run_dirs, *, metric: str = "loss", x: str = "step", log_y: boo
         name = Path(run_dir).name
         wanted = ["train_loss", "val_loss"] if metric == "loss" else [metric]
         if not any(m in r for r in records for m in wanted):
-            raise GptkitError(
-                f"--metric {metric}: {run_dir} did not log it; it logged {', '.join(available_metrics(records))}"
-            )
+            problem = f"{shown(run_dir)} did not log it; it logged {', '.join(available_metrics(records))}"
+            raise ArgumentError("metric", problem, metric)
         color = f"C{drawn % 10}"
         for field in wanted:
             xs, ys = series(records, field, x)

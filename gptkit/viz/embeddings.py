@@ -6,7 +6,7 @@ case). Entry point: `embeddings_figure(run, labels=)`.
 
 import torch
 
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError
 from gptkit.run import Run
 from gptkit.viz.figure import house_style, new_figure, token_label
 from gptkit.viz.tokens import token_texts
@@ -36,7 +36,7 @@ def labelled_ids(run: Run, vocab: int, labels: int) -> list[int]:
 @torch.no_grad()
 def embeddings_figure(run: Run, *, labels: int = 120):
     if labels < 0:
-        raise GptkitError(f"--labels {labels}: must be >= 0 (0 = no text labels)")
+        raise ArgumentError("labels", "must be >= 0 (0 = no text labels)", labels)
     weights = run.model.transformer.wte.weight.detach().cpu()
     vocab = weights.size(0)
     if run.tokenizer is not None:

@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 
 from gptkit.atomic import replacing
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError
+from gptkit.paths import shown
 
 DPI = 120
 # Matplotlib's PNG metadata names its version ("Software"); without it the bytes depend only on the picture.
@@ -32,7 +33,7 @@ def png_bytes(figure: Figure) -> bytes:
 def check_png_path(out) -> Path:
     out = Path(out)
     if out.suffix.lower() != ".png":
-        raise GptkitError(f"--out {out}: pictures are written as PNG; give a path ending in .png")
+        raise ArgumentError("out", "pictures are written as PNG; give a path ending in .png", shown(out))
     return out
 
 

@@ -10,8 +10,10 @@ import math
 from pathlib import Path
 
 from gptkit.atomic import atomic_write_text
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError
+from gptkit.paths import shown
 from gptkit.run import load_run
+from gptkit.sampling import SamplingConfig
 from gptkit.viz.attention import attention_figure
 from gptkit.viz.curves import curves_figure, run_records
 from gptkit.viz.embeddings import embeddings_figure
@@ -58,15 +60,37 @@ def eval_table(records: list[dict]) -> str:
 
 
 def build_report(run_dir, *, prompt: str = "", samples: int = 3, max_new_tokens: int = 200, seed: int = 1) -> str:
-    """The report's HTML text."""
+    """The report's HTML text: samples use the shared sampling defaults (`gptkit.sampling`) with these seeds."""
     run_dir = Path(run_dir)
+    if samples < 0:
+        raise ArgumentError("samples", "must be >= 0", samples)
+    if max_new_tokens < 1:
+        raise ArgumentError("max_new_tokens", "must be >= 1", max_new_tokens)
     run = load_run(run_dir, device="cpu")
-    if samples < 0 or max_new_tokens < 1:
-        raise GptkitError(f"--samples {samples} / --max-new-tokens {max_new_tokens}: need >= 0 and >= 1")
     records = run_records(run_dir, required=False)  # imported weights have no training metrics
-    config = run.config
-    sections = [f"<h1>gptkit run <code>{html.escape(run_dir.name)}</code></h1>"]
+    sections = [f"<h1>gptkit run <code>{html.escape(run_dir.name)}</code></h1>", summary_section(run, records)]
+    sections.append("<h2>Loss</h2>")
+    if any("train_loss" in r or "val_loss" in r for r in records):
+        sections.append(image(curves_figure([run_dir], metric="loss"), "loss curves"))
+        sections.append(image(curves_figure([run_dir], metric="lr"), "learning rate"))
+    sections.append(eval_table(records))
+    sections.append("<h2>Samples</h2>")
+    if run.tokenizer is None:
+        sections.append('<p class="muted">The run has no tokenizer, so there are no text samples.</p>')
+    else:
+        texts = sample_section(run, sections, prompt, samples, SamplingConfig(max_new_tokens=max_new_tokens, seed=seed))
+        pictures_section(run, sections, prompt or (texts[0] if texts else ""))
+    sections.append(settings_section(run.config))
+    body = "\n".join(sections)
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>gptkit report: {html.escape(run_dir.name)}</title>\n<style>{STYLE}</style>\n</head>\n"
+        f"<body>\n{body}\n</body>\n</html>\n"
+    )
 
+
+def summary_section(run, records: list[dict]) -> str:
     evals = [r for r in records if r.get("kind") == "eval"]
     last_eval = evals[-1] if evals else {}
     summary = {
@@ -77,65 +101,51 @@ def build_report(run_dir, *, prompt: str = "", samples: int = 3, max_new_tokens:
         "best val loss": number(min((r["val_loss"] for r in evals if "val_loss" in r), default=float("nan"))),
         "training time": f"{records[-1]['time']:.1f} s" if records else "n/a",
     }
-    sections.append(settings_table("Summary", summary))
+    return settings_table("Summary", summary)
 
-    sections.append("<h2>Loss</h2>")
-    if any("train_loss" in r or "val_loss" in r for r in records):
-        sections.append(image(curves_figure([run_dir], metric="loss"), "loss curves"))
-        sections.append(image(curves_figure([run_dir], metric="lr"), "learning rate"))
-    sections.append(eval_table(records))
 
-    sections.append("<h2>Samples</h2>")
-    texts = []
-    if run.tokenizer is None:
-        sections.append('<p class="muted">The run has no tokenizer, so there are no text samples.</p>')
-    else:
-        if not run.objective.generates_text:  # e.g. a masked LM fills in blanks
-            samples = 0
-            use = html.escape(run.objective.next_step(run_dir.name))
-            sections.append(f'<p class="muted">This model does not continue text; {use}.</p>')
-        for i in range(samples):
-            text = run.generate(prompt, max_new_tokens, temperature=0.8, top_k=40, seed=seed + i)
-            texts.append(prompt + text)
-            sections.append(f"<pre>{html.escape(prompt + text)}</pre>")
-        if samples:
-            sections.append(
-                f'<p class="muted">temperature 0.8, top-k 40, {max_new_tokens} new tokens, seeds {seed}..'
-                f"{seed + samples - 1}, prompt {html.escape(json.dumps(prompt))}</p>"
-            )
+def sample_section(run, sections: list[str], prompt: str, samples: int, sampling: SamplingConfig) -> list[str]:
+    """Append `samples` continuations of `prompt` (seeds sampling.seed, +1, ...); returns their texts."""
+    if not run.objective.generates_text:  # e.g. a masked LM fills in blanks
+        use = html.escape(run.objective.next_step(run.run_dir.name))
+        sections.append(f'<p class="muted">This model does not continue text; {use}.</p>')
+        return []
+    texts = [prompt + run.generate(prompt, sampling=sampling, seed=sampling.seed + i) for i in range(samples)]
+    sections.extend(f"<pre>{html.escape(text)}</pre>" for text in texts)
+    if samples:
+        sections.append(
+            f'<p class="muted">{html.escape(sampling.describe())}, seeds {sampling.seed}..'
+            f"{sampling.seed + samples - 1}, prompt {html.escape(json.dumps(prompt))}</p>"
+        )
+    return texts
 
-        sections.append("<h2>Attention</h2>")
-        # Something the model can read: the given prompt, or the start of its own first sample.
-        looked_at = prompt or (texts[0] if texts else "")
-        ids = run.tokenizer.encode(looked_at)[:32] if looked_at else []
-        looked_at = run.tokenizer.decode(ids)
-        if looked_at:
-            for layer in sorted({0, config.model.n_layer - 1}):
-                sections.append(image(attention_figure(run, looked_at, layer=layer), f"attention, layer {layer}"))
-        sections.append("<h2>Token embeddings</h2>")
-        sections.append(image(embeddings_figure(run), "token embeddings"))
 
-    sections.append("<h2>Settings</h2>")
-    sections.append(
-        '<div class="settings">'
+def pictures_section(run, sections: list[str], looked_at: str) -> None:
+    """Append attention maps (first and last layer) over the start of `looked_at`, and the token embeddings."""
+    sections.append("<h2>Attention</h2>")
+    ids = run.tokenizer.encode(looked_at)[:32] if looked_at else []  # something the model can read
+    looked_at = run.tokenizer.decode(ids)
+    if looked_at:
+        for layer in sorted({0, run.config.model.n_layer - 1}):
+            sections.append(image(attention_figure(run, looked_at, layer=layer), f"attention, layer {layer}"))
+    sections.append("<h2>Token embeddings</h2>")
+    sections.append(image(embeddings_figure(run), "token embeddings"))
+
+
+def settings_section(config) -> str:
+    return (
+        '<h2>Settings</h2>\n<div class="settings">'
         + settings_table("model", vars(config.model))
         + settings_table("train", vars(config.train))
         + settings_table("data", {s.label: f"{s.path} (weight {s.weight})" for s in config.all_data()})
         + "</div>"
-    )
-    body = "\n".join(sections)
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>gptkit report: {html.escape(run_dir.name)}</title>\n<style>{STYLE}</style>\n</head>\n"
-        f"<body>\n{body}\n</body>\n</html>\n"
     )
 
 
 def write_report(run_dir, out, **options) -> Path:
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
-        raise GptkitError(f"--out {out}: the report is one HTML file; give a path ending in .html")
+        raise ArgumentError("out", "the report is one HTML file; give a path ending in .html", shown(out))
     text = build_report(run_dir, **options)
     atomic_write_text(out, text)
     return out

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError
 from gptkit.model import apply_rope, rope_tables
 from gptkit.viz.figure import house_style, new_figure
 
@@ -28,11 +28,11 @@ def relative_scores(dim: int, theta: float, length: int, offset: int) -> torch.T
 @house_style
 def rope_figure(*, dim: int = 64, theta: float = 10000.0, length: int = 256):
     if dim < 2 or dim % 2:
-        raise GptkitError(f"--dim {dim}: RoPE rotates pairs, so the head size must be even and at least 2")
+        raise ArgumentError("dim", "RoPE rotates pairs, so the head size must be even and at least 2", dim)
     if theta <= 1:
-        raise GptkitError(f"--theta {theta}: the base must be greater than 1 (10000 in RoFormer and GPT-NeoX)")
+        raise ArgumentError("theta", "the base must be greater than 1 (10000 in RoFormer and GPT-NeoX)", theta)
     if not 2 <= length <= 65536:
-        raise GptkitError(f"--length {length}: show between 2 and 65536 positions")
+        raise ArgumentError("length", "show between 2 and 65536 positions", length)
     pairs = torch.arange(dim // 2)
     inv_freq = 1.0 / theta ** (2 * pairs.float() / dim)
     cos, _ = rope_tables(dim, length, theta)  # (length, dim/2)

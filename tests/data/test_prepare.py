@@ -80,7 +80,7 @@ def test_bad_files_name_the_file_and_leave_nothing_behind(tmp_path, name, conten
 def test_missing_path_and_bad_fraction(tmp_path):
     with pytest.raises(GptkitError, match="no such file or folder"):
         prepare([str(tmp_path / "nope.txt")], tmp_path / "d")
-    with pytest.raises(GptkitError, match="--val-fraction"):
+    with pytest.raises(GptkitError, match=r"val_fraction=1.0: must be in \[0, 1\)"):
         prepare(["shakespeare"], tmp_path / "d", val_fraction=1.0)
 
 

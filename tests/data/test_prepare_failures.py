@@ -81,9 +81,9 @@ def test_a_fifo_or_a_link_loop_is_not_called_missing(tmp_path):
 
 def test_an_out_that_is_a_file_is_refused_by_name(tmp_path, small_text_file, small_data):
     (tmp_path / "taken").write_text("mine")
-    with pytest.raises(GptkitError, match="--out .*taken: is a file, not a folder"):
+    with pytest.raises(GptkitError, match="out_dir='.*taken': is a file, not a folder"):
         prepare([str(small_text_file)], tmp_path / "taken")
-    with pytest.raises(GptkitError, match="--out .*taken: is a file, not a folder"):
+    with pytest.raises(GptkitError, match="out_dir='.*taken': is a file, not a folder"):
         train(tiny_config(small_data), tmp_path / "taken", echo=lambda line: None, progress=False)
     with pytest.raises(GptkitError, match="taken is a file, so no folder can be made there"):
         prepare([str(small_text_file)], tmp_path / "taken" / "sub")

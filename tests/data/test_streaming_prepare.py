@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from helpers import read_split
 
+from gptkit import sources
 from gptkit.data import prepare as prepare_module
-from gptkit.data import sources
 from gptkit.data.prepare import prepare
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import load_tokenizer
@@ -109,7 +109,7 @@ def test_text_without_spaces_is_still_cut_into_bounded_jobs(tmp_path, monkeypatc
 
     from tokenizer.conftest import GPT2_DIR
 
-    from gptkit.data.sources import resolve_sources
+    from gptkit.sources import resolve_sources
     from gptkit.tokenizer.formats import import_gpt2
 
     tok = import_gpt2(GPT2_DIR / "encoder.json", GPT2_DIR / "vocab.bpe")

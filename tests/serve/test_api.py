@@ -146,11 +146,16 @@ def test_the_openai_client_raises_its_own_errors_for_4xx(server):
     assert httpx.get(f"{server.url}/v1/nothing", headers=AUTH).json()["error"]["message"].startswith("GET /v1/nothing")
 
 
-def test_nulls_take_the_defaults_as_with_openai(server):
+def test_nulls_take_the_defaults_shared_with_sample_and_chat(server):
+    from gptkit.sampling import SamplingConfig
+
     body = {"prompt": "A", "max_tokens": None, "temperature": None, "n": None, "stop": None, "stream": None}
     answer = post(server, body)
     assert answer.status_code == 200, answer.text
-    assert answer.json()["usage"]["completion_tokens"] == 16  # OpenAI's default max_tokens
+    assert answer.json()["usage"]["completion_tokens"] == SamplingConfig().max_new_tokens
+    seeded = {"prompt": "A", "seed": 5, "max_tokens": 30}
+    same = dict(seeded, temperature=SamplingConfig().temperature, top_k=0, top_p=1, repetition_penalty=1)
+    assert post(server, seeded).json()["choices"][0]["text"] == post(server, same).json()["choices"][0]["text"]
 
 
 def test_a_streaming_client_that_goes_away_stops_its_generation(server):

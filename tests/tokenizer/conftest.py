@@ -48,10 +48,10 @@ def trained_tok(tmp_path_factory, shakespeare_text):
 def hf_from(tok, tmp_path_factory):
     from tokenizers import Tokenizer
 
-    from gptkit.tokenizer.formats import export_hf
+    from gptkit.tokenizer.hf_json import write_hf_bpe
 
     out = tmp_path_factory.mktemp("hf")
-    export_hf(tok, out)
+    write_hf_bpe(tok, out)
     return Tokenizer.from_file(str(out / "tokenizer.json"))
 
 

@@ -5,6 +5,7 @@ import pytest
 import regex
 from tokenizer.conftest import KOREAN
 
+from gptkit import sources
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import patterns
 from gptkit.tokenizer.bpe_train import count_chunks, learn_merges, train_bpe
@@ -53,7 +54,7 @@ def test_training_is_deterministic_and_streaming_changes_nothing(tmp_path, shake
     corpus.write_text(shakespeare_text[:50_000])
     whole = train_bpe([corpus], 600, progress=False)
     assert train_bpe([corpus], 600, progress=False).merges == whole.merges
-    monkeypatch.setattr(patterns, "BLOCK_CHARS", 777)  # read in many small blocks
+    monkeypatch.setattr(sources, "READ_BYTES", 777)  # read in many small blocks
     assert train_bpe([corpus], 600, progress=False).merges == whole.merges
 
 
@@ -145,7 +146,7 @@ def test_reading_in_blocks_gives_exactly_the_whole_text_split(pattern, monkeypat
     [
         ({"vocab_size": 200}, "text", "at least 257"),
         ({"vocab_size": 257, "specials": ["<|a|>"]}, "text", "at least 258"),
-        ({"vocab_size": 300}, "", "corpus is empty"),
+        ({"vocab_size": 300}, "", "the file is empty"),
         ({"vocab_size": 300, "pattern": "(unclosed"}, "text", "not a valid regex"),
     ],
 )

@@ -9,13 +9,12 @@ from gptkit.errors import GptkitError
 from gptkit.tokenizer import load_tokenizer
 from gptkit.tokenizer.formats import (
     export_gpt2,
-    export_hf,
     export_tiktoken,
     from_tiktoken_encoding,
     import_gpt2,
-    import_hf,
     import_tiktoken,
 )
+from gptkit.tokenizer.hf_json import read_hf_bpe, write_hf_bpe
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +60,14 @@ def test_hf_tokenizer_json_loads_in_tokenizers_and_transformers(tok, tmp_path, s
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
-    export_hf(tok, tmp_path)
+    write_hf_bpe(tok, tmp_path)
     ids = tok.encode(sample_text)
     assert Tokenizer.from_file(str(tmp_path / "tokenizer.json")).encode(sample_text).ids == ids
     fast = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"))
     assert fast(sample_text)["input_ids"] == ids and fast.decode(ids) == sample_text
     if "<|endoftext|>" in tok.specials:
         assert fast.convert_tokens_to_ids("<|endoftext|>") == tok.specials["<|endoftext|>"]
-    back = import_hf(tmp_path / "tokenizer.json")
+    back = read_hf_bpe(tmp_path / "tokenizer.json")
     assert back.merges == tok.merges and back.specials == tok.specials and back.encode(sample_text) == ids
 
 
@@ -81,13 +80,13 @@ def test_a_gpt2_style_hf_tokenizer_json_imports_exactly(tmp_path, gpt2_tok, shak
     hf.decoder = decoders.ByteLevel()
     hf.add_special_tokens(["<|endoftext|>"])
     hf.save(str(tmp_path / "tokenizer.json"))
-    ours = import_hf(tmp_path / "tokenizer.json")
+    ours = read_hf_bpe(tmp_path / "tokenizer.json")
     assert ours.specials == {"<|endoftext|>": 50256}
     assert ours.encode(shakespeare_text) == gpt2_tok.encode(shakespeare_text) == hf.encode(shakespeare_text).ids
 
 
 def test_hf_features_that_would_change_ids_are_refused(tmp_path, trained_tok):
-    export_hf(trained_tok, tmp_path)
+    write_hf_bpe(trained_tok, tmp_path)
     data = json.loads((tmp_path / "tokenizer.json").read_text())
     for change, expected in [
         (lambda d: d.update(normalizer={"type": "NFC"}), "normalizer"),
@@ -99,7 +98,7 @@ def test_hf_features_that_would_change_ids_are_refused(tmp_path, trained_tok):
         change(copy)
         (tmp_path / "changed.json").write_text(json.dumps(copy))
         with pytest.raises(GptkitError, match=expected):
-            import_hf(tmp_path / "changed.json")
+            read_hf_bpe(tmp_path / "changed.json")
 
 
 def test_custom_patterns_and_unreachable_merges_use_our_encoder():
@@ -150,7 +149,7 @@ def test_batch_encode_equals_one_by_one(trained_tok, sample_text):
 @pytest.mark.parametrize(
     "content, expected",
     [
-        ("{not json", "not a valid tokenizer JSON"),
+        ("{not json", "tok.json: not valid JSON .*not a tokenizer file"),
         ('{"type": "bpe", "format_version": 1, "pattern": "x", "merges": [[1, 300]]}', "refers to a token made later"),
         ('{"type": "bpe", "format_version": 1, "pattern": "x", "merges": "oops"}', "damaged BPE tokenizer"),
         (

@@ -1,0 +1,40 @@
+"""`gptkit prepare`: text files, folders or a bundled dataset -> token shards (the work is `gptkit.data.prepare`)."""
+
+
+def cmd_prepare(args) -> None:
+    from gptkit.data.prepare import prepare
+
+    meta = prepare(
+        args.paths,
+        args.out,
+        tokenizer=args.tokenizer,
+        val_fraction=args.val_fraction,
+        unknown_char=args.unknown_char,
+        text_field=args.field,
+        workers=args.workers,
+    )
+    shards = sum(len(s) for s in meta["splits"].values())
+    print(
+        f"wrote {args.out}: {meta['train_tokens']:,} train + {meta['val_tokens']:,} val tokens "
+        f"({meta['dtype']}, {shards} shard(s)), vocab {meta['vocab_size']}, from {len(meta['sources'])} file(s), "
+        f"{meta['documents']:,} document(s)"
+    )
+
+
+def add_data_commands(sub) -> None:
+    p = sub.add_parser("prepare", help="text files, folders or a bundled dataset -> token files for training")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="text files (.txt, .jsonl, also .gz), folders, or a bundled name (shakespeare, warandpeace)",
+    )
+    p.add_argument(
+        "--tokenizer", default="char", help="'char' (build from the text) or a tokenizer JSON (BPE or char) to use"
+    )
+    p.add_argument("--out", required=True, help="output folder for token shards, meta.json and tokenizer.json")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of the text held out (default 0.1)")
+    p.add_argument("--unknown-char", default=None, help="char tokenizer: map unseen characters to this one")
+    p.add_argument("--field", default="text", help="the text field of .jsonl records (default: text)")
+    p.add_argument("--workers", type=int, default=1, help="encoding processes (default 1)")
+    p.set_defaults(func=cmd_prepare)

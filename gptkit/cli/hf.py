@@ -1,0 +1,36 @@
+"""`gptkit export` (a run -> a Hugging Face transformers folder) and `gptkit import` (back); see `gptkit.hf`."""
+
+from gptkit.cli.common import MEMORY_CHECK_HELP, RUN, WEIGHTS
+
+
+def cmd_export(args) -> None:
+    from gptkit.hf import export_hf
+
+    out = export_hf(args.run, args.out, weights=args.weights)
+    print(f"wrote {out}: load it with transformers.AutoModelForCausalLM.from_pretrained({str(out)!r})")
+
+
+def cmd_import(args) -> None:
+    from gptkit.hf import import_hf
+
+    out = import_hf(args.source, args.out, tokenizer=args.tokenizer, check_memory=not args.skip_memory_check)
+    if (out / "tokenizer.json").exists():
+        print(f"wrote {out}: sample with `gptkit sample {out}`, fine-tune with `gptkit train --init-from {out} ...`")
+    else:
+        print(f"wrote {out} (weights only)")
+
+
+def add_hf_commands(sub) -> None:
+    p = sub.add_parser(
+        "export", parents=[RUN, WEIGHTS], help="write a run as a Hugging Face transformers checkpoint folder"
+    )
+    p.add_argument("--format", default="hf", choices=["hf"], help="hf: GPT2LMHeadModel or LlamaForCausalLM")
+    p.add_argument("--out", required=True, help="folder to write (replaced if it exists)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="turn a local Hugging Face GPT-2 or Llama folder into a run directory")
+    p.add_argument("source", help="folder with config.json and model.safetensors (or shards, or pytorch_model.bin)")
+    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--tokenizer", help="a tokenizer to attach: ours, a HF tokenizer.json, or a folder with one")
+    p.add_argument("--skip-memory-check", action="store_true", help=MEMORY_CHECK_HELP)
+    p.set_defaults(func=cmd_import)
