@@ -24,6 +24,15 @@ WEIGHTS.add_argument("--weights", default="last", choices=["last", "best"], help
 DEVICE = _group()
 DEVICE.add_argument("--device", default=None, help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:N, mps")
 
+TEXT_INPUTS = _group()  # what `prepare` and `tokenizer train` read, through one reader (gptkit.sources)
+TEXT_INPUTS.add_argument(
+    "paths",
+    nargs="+",
+    metavar="PATH",
+    help="text files (.txt, .jsonl, also .gz), folders, or a bundled name (shakespeare, warandpeace)",
+)
+TEXT_INPUTS.add_argument("--field", default="text", help="the text field of .jsonl records (default: text)")
+
 SAMPLING = _group()
 _s = DEFAULT_SAMPLING
 SAMPLING.add_argument(

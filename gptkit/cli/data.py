@@ -1,5 +1,7 @@
 """`gptkit prepare`: text files, folders or a bundled dataset -> token shards (the work is `gptkit.data.prepare`)."""
 
+from gptkit.cli.common import TEXT_INPUTS
+
 
 def cmd_prepare(args) -> None:
     from gptkit.data.prepare import prepare
@@ -22,12 +24,8 @@ def cmd_prepare(args) -> None:
 
 
 def add_data_commands(sub) -> None:
-    p = sub.add_parser("prepare", help="text files, folders or a bundled dataset -> token files for training")
-    p.add_argument(
-        "paths",
-        nargs="+",
-        metavar="PATH",
-        help="text files (.txt, .jsonl, also .gz), folders, or a bundled name (shakespeare, warandpeace)",
+    p = sub.add_parser(
+        "prepare", parents=[TEXT_INPUTS], help="text files, folders or a bundled dataset -> token files for training"
     )
     p.add_argument(
         "--tokenizer", default="char", help="'char' (build from the text) or a tokenizer JSON (BPE or char) to use"
@@ -35,6 +33,5 @@ def add_data_commands(sub) -> None:
     p.add_argument("--out", required=True, help="output folder for token shards, meta.json and tokenizer.json")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of the text held out (default 0.1)")
     p.add_argument("--unknown-char", default=None, help="char tokenizer: map unseen characters to this one")
-    p.add_argument("--field", default="text", help="the text field of .jsonl records (default: text)")
     p.add_argument("--workers", type=int, default=1, help="encoding processes (default 1)")
     p.set_defaults(func=cmd_prepare)

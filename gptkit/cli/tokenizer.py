@@ -7,6 +7,7 @@ the work happens in `gptkit.tokenizer`. Registered on the main parser by `gptkit
 import json
 from pathlib import Path
 
+from gptkit.cli.common import TEXT_INPUTS
 from gptkit.errors import GptkitError
 
 
@@ -99,14 +100,7 @@ def add_tokenizer_commands(sub) -> None:
     top = sub.add_parser("tokenizer", help="train, inspect, import and export BPE tokenizers")
     tsub = top.add_subparsers(dest="tokenizer_command", required=True, metavar="COMMAND")
 
-    p = tsub.add_parser("train", help="train a byte-level BPE tokenizer on text files")
-    p.add_argument(
-        "paths",
-        nargs="+",
-        metavar="PATH",
-        help="what `gptkit prepare` reads: text files (.txt, .jsonl, also .gz), folders, or a bundled name",
-    )
-    p.add_argument("--field", default="text", help="the text field of .jsonl records (default: text)")
+    p = tsub.add_parser("train", parents=[TEXT_INPUTS], help="train a byte-level BPE tokenizer on the text")
     p.add_argument("--vocab-size", type=int, required=True, help="tokens in all: 256 bytes + merges + specials")
     p.add_argument("--pattern", default="gpt4", help="pre-split regex: gpt4 (default), gpt2, none, or a regex")
     p.add_argument("--special", action="append", default=[], help="a special token, e.g. '<|endoftext|>'")
