@@ -18,6 +18,7 @@ class StepSetup:
         self.config = resolve_config(preset=preset, overrides=overrides)
         self.config.data = [DataSource(path=str(data_dir))]
         self.data = TrainingData(self.config)
+        self.config.model.vocab_size = self.data.vocab_size  # our own config (resolve_config made it)
         self.cfg = self.config.train
         self.device = pick_device(self.cfg.device)
         self.dtype = resolve_dtype(self.cfg.dtype, self.device)

@@ -150,8 +150,28 @@ def _read_safetensors(path) -> dict[str, torch.Tensor]:
         raise GptkitError(f"{path}: not a readable safetensors file ({err})") from None
 
 
-def load_weights(model: torch.nn.Module, path) -> None:
-    load_weights_state(model, _read_safetensors(path), str(path))
+def load_weights(model: torch.nn.Module, path, *, grow_vocab: bool = False) -> None:
+    """Load `path` into `model`; with `grow_vocab`, a vocabulary smaller than the model's gains its new rows."""
+    tensors = _read_safetensors(path)
+    if grow_vocab:
+        tensors = with_new_vocab_rows(tensors, weights_state(model))
+    load_weights_state(model, tensors, str(path))
+
+
+VOCAB_ROWS = ("transformer.wte.weight", "lm_head.weight")  # the token embedding and an untied output head
+
+
+def with_new_vocab_rows(tensors: dict, expected: dict) -> dict:
+    """`tensors` with the token embedding (and untied head) grown to the model's vocabulary: each new row (a
+    token added after training, e.g. the chat template's) starts as the mean of the trained rows, a token
+    the model treats as typical rather than as random noise (Hewitt 2021, "Initializing new word embeddings")."""
+    grown = dict(tensors)
+    for name in VOCAB_ROWS:
+        if name in tensors and name in expected and tensors[name].shape[0] < expected[name].shape[0]:
+            old = tensors[name]
+            extra = expected[name].shape[0] - old.shape[0]
+            grown[name] = torch.cat([old, old.float().mean(0, keepdim=True).to(old.dtype).expand(extra, -1)])
+    return grown
 
 
 def load_model(run_dir, config: RunConfig, weights_file: str = WEIGHTS_FILE) -> torch.nn.Module:
@@ -219,7 +239,8 @@ def load_checkpoint(
     missing += [f"rng.{name}" for name in [*generators, "torch"] if f"rng.{name}" not in tensors]
     if missing:
         raise GptkitError(
-            f"{path}: damaged checkpoint, `{missing[0]}` is missing; resume from a copy or start again with --overwrite"
+            f"{path}: damaged checkpoint, `{missing[0]}` is missing; resume from a copy or start again with "
+            "overwrite=True (--overwrite)"
         )
     load_weights_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(path))
     slots: dict[int, dict] = {}
@@ -239,7 +260,9 @@ def load_checkpoint(
             generator.set_state(tensors[f"rng.{name}"])
         torch.set_rng_state(tensors["rng.torch"])
     except (RuntimeError, TypeError) as err:
-        raise GptkitError(f"{path}: damaged RNG state ({str(err)[:120]}); start again with --overwrite") from None
+        raise GptkitError(
+            f"{path}: damaged RNG state ({str(err)[:120]}); start again with overwrite=True (--overwrite)"
+        ) from None
     if device.type == "cuda" and "rng.cuda" in tensors:
         torch.cuda.set_rng_state(tensors["rng.cuda"], device)
     elif device.type == "mps" and "rng.mps" in tensors:
@@ -247,4 +270,6 @@ def load_checkpoint(
     try:
         return TrainState(**info["state"])
     except TypeError as err:
-        raise GptkitError(f"{path}: damaged checkpoint state ({err}); start again with --overwrite") from None
+        raise GptkitError(
+            f"{path}: damaged checkpoint state ({err}); start again with overwrite=True (--overwrite)"
+        ) from None

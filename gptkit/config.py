@@ -52,7 +52,7 @@ def check_field_types(settings, section: str) -> None:
 POS_CHOICES = ("learned", "rope", "none")
 NORM_CHOICES = ("layernorm", "rmsnorm")
 MLP_CHOICES = ("gelu", "swiglu", "relu2")
-OBJECTIVE_NAMES = ("causal", "mlm")  # the modules behind them live in gptkit.objectives
+OBJECTIVE_NAMES = ("causal", "mlm", "sft")  # the modules behind them live in gptkit.objectives
 
 
 @dataclass
@@ -148,7 +148,9 @@ class TrainConfig:
     cooldown_frac: float = _doc(0.2, "wsd: the final share of the run over which the LR falls to min_lr")
     time_budget_s: float = _doc(0.0, "stop after this many wall-clock seconds of training (0 = off; max_iters caps it)")
     objective: str = _doc(
-        "causal", "what the model learns: causal (the next token) or mlm (masked tokens, settings in [mlm])"
+        "causal",
+        "what the model learns: causal (the next token), mlm (masked tokens, settings in [mlm]) or sft (chat "
+        "fine-tuning: the next token of assistant replies only, on data from `prepare --chat`)",
     )
 
     @property
@@ -259,7 +261,7 @@ class RunConfig:
         if self.stages and self.data:
             raise GptkitError(
                 "config: give either [[data]] (one mixture for the whole run) or [[stages]] (each with its own "
-                "data), not both; with --data and a stages file, drop --data"
+                "data), not both; with a stages file, leave out `data` (--data)"
             )
         for number, stage in enumerate(self.stages, 1):
             if stage.steps <= 0 or not stage.data:
@@ -451,10 +453,11 @@ def resolve_config(
 ) -> RunConfig:
     """Build a RunConfig: base (or defaults) < preset < TOML file < `overrides` (`--set`); then validate.
 
-    `keep_model` applies only a preset's [train] part, keeping `base`'s network shape (for `--init-from`).
-    An error names the argument it is about (`toml_path=...`); the CLI shows its flag (`--config ...`).
+    `keep_model` applies only a preset's [train] part, keeping `base`'s network shape (for `init_from`).
+    `base` is copied, never changed. An error names the argument it is about (`toml_path=...`); the CLI shows
+    its flag (`--config ...`).
     """
-    config = base or RunConfig()
+    config = RunConfig.from_dict(base.to_dict()) if base is not None else RunConfig()
     file_values = read_toml(toml_path) if toml_path else {}
     in_file = partial(ArgumentError, "toml_path", value=shown(toml_path), flag="--config") if toml_path else None
     chosen = preset or file_values.get("preset")

@@ -21,8 +21,30 @@ from gptkit.paths import file_problem, shown
 from gptkit.tokenizer.tables import token_pieces
 
 
+class TableRow:
+    """A result that prints as one line of a table: `COLUMNS` lists (title, attribute, width, format); the first
+    column is left-aligned, the others right-aligned. `HEADER` is the table's title line."""
+
+    COLUMNS: tuple[tuple[str, str, int, str], ...] = ()
+    HEADER = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        (first, _, width, _), *rest = cls.COLUMNS
+        cls.HEADER = " ".join([f"{first:<{width}}", *(f"{title:>{w}}" for title, _, w, _ in rest)])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def row(self) -> str:
+        """This result as a line of `HEADER`'s table."""
+        (_, name, width, _), *rest = self.COLUMNS
+        values = [f"{getattr(self, name):<{width}}", *(f"{getattr(self, a):>{w}{f}}" for _, a, w, f in rest)]
+        return " ".join(values)
+
+
 @dataclass
-class EvalResult:
+class EvalResult(TableRow):
     name: str
     tokens: int
     bytes: int
@@ -31,17 +53,14 @@ class EvalResult:
     bits_per_byte: float
     context: int  # tokens per scoring window: each token is predicted from up to this many before it
 
-    HEADER = f"{'data':<28} {'tokens':>10} {'context':>8} {'loss':>8} {'perplexity':>11} {'bits/byte':>10}"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def row(self) -> str:
-        """This result as a line of `HEADER`'s table."""
-        return (
-            f"{self.name:<28} {self.tokens:>10,} {self.context:>8} {self.loss:>8.4f} {self.perplexity:>11.3f} "
-            f"{self.bits_per_byte:>10.4f}"
-        )
+    COLUMNS = (
+        ("data", "name", 28, ""),
+        ("tokens", "tokens", 10, ","),
+        ("context", "context", 8, ""),
+        ("loss", "loss", 8, ".4f"),
+        ("perplexity", "perplexity", 11, ".3f"),
+        ("bits/byte", "bits_per_byte", 10, ".4f"),
+    )
 
 
 def byte_lengths(tokenizer, vocab_size: int) -> np.ndarray:
@@ -68,7 +87,9 @@ def _batches(windows: Iterable[np.ndarray], batch_size: int) -> Iterator[np.ndar
 def score(run, windows: Iterable[np.ndarray], name: str, context: int, batch_size: int = 16) -> EvalResult:
     """Sum the loss of every scored token of `windows` (arrays of at most `context + 1` ids) under `run.model`."""
     if run.tokenizer is None:
-        raise GptkitError(f"{run.run_dir} has no tokenizer; bits per byte needs one (import with --tokenizer)")
+        raise GptkitError(
+            f"{run.run_dir} has no tokenizer; bits per byte needs one (import it with tokenizer=PATH, --tokenizer PATH)"
+        )
     lengths = torch.from_numpy(byte_lengths(run.tokenizer, run.model.config.vocab_size))
     nats, tokens, num_bytes = 0.0, 0, 0
     run.model.eval()

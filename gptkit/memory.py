@@ -20,7 +20,7 @@ from gptkit.model import mlp_hidden_size
 
 FLOAT_BYTES = 4  # weights, gradients and optimizer moments are float32, whatever the compute dtype
 ADAMW_BYTES_PER_PARAM = 4 * FLOAT_BYTES  # weight, gradient, two moments
-SKIP_HINT = "pass --skip-memory-check if you know better"
+SKIP_HINT = "pass check_memory=False (--skip-memory-check) if you know better"
 
 
 def param_count(m: GPTConfig) -> int:

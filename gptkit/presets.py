@@ -6,7 +6,7 @@ dropout 0, 2000 iters); `shakespeare` is nanoGPT's `config/train_shakespeare_cha
 the `gpt2*` shapes are GPT-2's four sizes (Radford et al. 2019) with nanoGPT's `train_gpt2.py` schedule;
 `llama-tiny` is `cpu-baby`'s size with Llama's choices (RoPE, RMSNorm, SwiGLU, no biases, untied head, GQA);
 `cpu-speedrun` trains that shape (plus QK-norm and a logit soft-cap, with Muon) for 10 wall-clock minutes
-with a WSD schedule.
+with a WSD schedule. `sft` holds training settings only, for chat fine-tuning on top of a pretrained run.
 """
 
 _GPT2_TRAIN = {  # nanoGPT's config/train_gpt2.py: ~0.5M tokens per step on 8 GPUs (here: grad_accum 40)
@@ -108,6 +108,23 @@ PRESETS: dict[str, dict[str, dict]] = {
             "eval_interval": 10**9,  # evaluate at the start and the end only: evals spend the budget
             "eval_iters": 200,
             "log_interval": 500,
+        },
+    },
+    # Chat fine-tuning of a run (`--init-from`): the shape comes from that run. A third of the cpu presets' LR,
+    # as fine-tuning moves from a good place and should not wreck it; a short warmup (the weights are trained
+    # already); frequent evals on the held-out conversations, as small chat sets overfit within hundreds of steps.
+    "sft": {
+        "train": {
+            "objective": "sft",
+            "batch_size": 16,
+            "max_iters": 600,
+            "lr": 3e-4,
+            "warmup_iters": 20,
+            "beta2": 0.99,
+            "weight_decay": 0.0,
+            "eval_interval": 100,
+            "eval_iters": 20,
+            "log_interval": 20,
         },
     },
     "gpt2": _gpt2(12, 12, 768),

@@ -1,4 +1,5 @@
-"""A trained run, loaded for use: `gptkit.load(run_dir)` -> `Run` with `.generate`, `.stream`, `.generate_ids`.
+"""A trained run, loaded for use: `gptkit.load(run_dir)` -> `Run` with `.generate`, `.stream`, `.generate_ids`,
+and `.chat` for a chat model.
 
 `Run` holds `model` (a GPT in eval mode), `tokenizer` and `config` (the RunConfig it was trained with), and
 turns text prompts into text through `gptkit.generate` (a character split across tokens is emitted whole;
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from gptkit.chat.template import IM_END, conversation_from, fit_conversation, is_chat_tokenizer, render_prompt
 from gptkit.checkpoint import BEST_FILE, WEIGHTS_FILE, load_model, read_run_config
 from gptkit.errors import ArgumentError, GptkitError
 from gptkit.generate import cut_at_stops, decode_pieces, generate_tokens
@@ -39,7 +41,7 @@ class Run:
         if self.tokenizer is None:
             raise GptkitError(
                 f"{self.run_dir} has no tokenizer (its weights were imported alone); use run.generate_ids, or "
-                "import again with --tokenizer PATH"
+                "import it again with one (import_hf(..., tokenizer=PATH), `gptkit import ... --tokenizer PATH`)"
             )
         if prompt:
             try:
@@ -79,7 +81,7 @@ class Run:
 
         Args:
             max_new_tokens: how many tokens at most (default: the sampling settings', 200).
-            sampling: the settings (`gptkit.generate.SamplingConfig`); `options` change single fields of it:
+            sampling: the settings (`gptkit.sampling.SamplingConfig`); `options` change single fields of it:
                 `temperature` (0 = greedy), `top_k`, `top_p`, `repetition_penalty`, `stop` (a string or list
                 that ends the text, not included), `seed` (reproducible text).
             use_cache: keep past keys/values (fast); False recomputes the window at every step.
@@ -142,19 +144,76 @@ class Run:
         """The continuation of `prompt` (without the prompt itself), as one string. See `stream` for options."""
         return "".join(self.stream(prompt, max_new_tokens, **sampling))
 
-    def generate_ids(self, idx: torch.Tensor, max_new_tokens: int, **sampling) -> torch.Tensor:
+    @property
+    def is_chat(self) -> bool:
+        """Whether the run speaks the chat template (it was fine-tuned on conversations: `--preset sft`)."""
+        return self.tokenizer is not None and is_chat_tokenizer(self.tokenizer)
+
+    def chat_prompt(self, messages, max_new_tokens: int) -> tuple[list[int], int]:
+        """Prompt ids for the assistant's reply to `messages`, with the oldest turns dropped (the system message
+        kept) to leave room for `max_new_tokens` (at most half the window); and how many messages were dropped."""
+        if not self.is_chat:
+            raise GptkitError(
+                f"{self.run_dir} is not a chat model (its tokenizer has no chat template tokens); fine-tune it on "
+                "conversations: `gptkit prepare --chat FILE --tokenizer RUN --out DATA` then "
+                "`gptkit train --data DATA --init-from RUN --preset sft --out CHAT_RUN`"
+            )
+        block_size = self.model.config.block_size
+        conversation = conversation_from(messages)
+        fitted, dropped = fit_conversation(
+            conversation, self.tokenizer, block_size - min(max_new_tokens, block_size // 2)
+        )
+        return render_prompt(fitted, self.tokenizer), dropped
+
+    def stream_chat(
+        self, messages, max_new_tokens: int | None = None, *, sampling: SamplingConfig = DEFAULT_SAMPLING, **options
+    ) -> Iterator[str]:
+        """Yield the assistant's reply to `messages` (`[{"role": "user", "content": "..."}, ...]`) as it is
+        generated; it ends where the model closes its turn (`<|im_end|>`). Options as for `stream`."""
+        if max_new_tokens is not None:
+            options["max_new_tokens"] = max_new_tokens
+        settings = sampling.with_changes(**options)
+        ids, _ = self.chat_prompt(messages, settings.max_new_tokens)
+        return self.stream_ids(ids, settings.with_changes(stop=(*settings.stop, IM_END)))
+
+    def chat(self, messages, max_new_tokens: int | None = None, **sampling) -> str:
+        """The assistant's reply to `messages`, as one string. See `stream_chat`."""
+        return "".join(self.stream_chat(messages, max_new_tokens, **sampling))
+
+    def generate_ids(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int | None = None,
+        *,
+        sampling: SamplingConfig = DEFAULT_SAMPLING,
+        attention_mask: torch.Tensor | None = None,
+        use_cache: bool = True,
+        **options,
+    ) -> torch.Tensor:
         """For your own tokenizer: (B, T) prompt ids -> (B, max_new_tokens) new ids.
 
-        Takes `stream`'s sampling options except `stop` (a text-level option), plus `attention_mask` (B, T) for
+        Takes `stream`'s sampling settings except `stop` (a text-level option), plus `attention_mask` (B, T) for
         left-padded prompts of different lengths; `gptkit.generate.generate_tokens` yields them one at a time.
         """
         self.check_generates()
-        if "stop" in sampling:
+        if max_new_tokens is not None:
+            options["max_new_tokens"] = max_new_tokens
+        settings = sampling.with_changes(**options)
+        if settings.stop:
             raise GptkitError(
                 "generate_ids: `stop` works on text; use run.stream / run.generate, or stop on ids yourself"
             )
         idx = idx.to(self.device)
-        new = list(generate_tokens(self.model, idx, max_new_tokens, **sampling))
+        mask = None if attention_mask is None else attention_mask.to(self.device)
+        tokens = generate_tokens(
+            self.model,
+            idx,
+            settings.max_new_tokens,
+            attention_mask=mask,
+            use_cache=use_cache,
+            **settings.token_options(),
+        )
+        new = list(tokens)
         return torch.cat(new, dim=1) if new else idx.new_zeros((idx.size(0), 0))
 
 
@@ -169,7 +228,7 @@ def load_run(run_dir, *, weights: str = "last", device: str = "auto") -> Run:
     if weights == "best" and not (run_dir / BEST_FILE).exists():
         raise GptkitError(
             f"{run_dir}: no {BEST_FILE} (it is written when the val loss improves after step 0; runs without a "
-            "val split have none); use --weights last"
+            "val split have none); use weights='last' (--weights last)"
         )
     model = load_model(run_dir, config, WEIGHT_CHOICES[weights])
     model.to(target).eval()

@@ -26,9 +26,11 @@ def pick_device(requested: str = "auto") -> torch.device:
     except RuntimeError:
         raise GptkitError(f"`train.device`={requested!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise GptkitError(f"`train.device`={requested!r} but CUDA is not available here; use --device cpu or auto")
+        raise GptkitError(
+            f"`train.device`={requested!r} but CUDA is not available here; use cpu or auto (--device cpu)"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise GptkitError(f"`train.device`={requested!r} but MPS is not available here; use --device cpu or auto")
+        raise GptkitError(f"`train.device`={requested!r} but MPS is not available here; use cpu or auto (--device cpu)")
     return device
 
 

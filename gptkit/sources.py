@@ -166,7 +166,8 @@ def _record_text(source: Source, line: str, number: int, text_field: str) -> str
     if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
         fields = ", ".join(record) if isinstance(record, dict) else type(record).__name__
         raise GptkitError(
-            f"{shown(source.path)}:{number}: no text field {text_field!r} (found: {fields}); pass --field NAME"
+            f"{shown(source.path)}:{number}: no text field {text_field!r} (found: {fields}); pass text_field=NAME "
+            "(--field NAME)"
         )
     return record[text_field]
 

@@ -62,3 +62,16 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def typed(lines: list[str]):
+    """A `read` for the chat console that types `lines` one by one, then Ctrl-D (EOFError)."""
+    pending = iter(lines)
+
+    def read(prompt: str) -> str:
+        try:
+            return next(pending)
+        except StopIteration:
+            raise EOFError from None
+
+    return read

@@ -75,3 +75,18 @@ def test_other_library_calls_name_their_arguments(tmp_path, small_data):
     with pytest.raises(ArgumentError, match=r"^path='.*nowhere': no such file or folder") as err:
         open_dataset(tmp_path / "nowhere", "path", flag="--data")
     assert err.value.on_command_line().startswith(f"--data {tmp_path / 'nowhere'}: no such file or folder")
+
+
+def test_a_run_in_the_way_is_out_dir_in_python_and_out_on_the_command_line(tmp_path, small_data, capsys):
+    import gptkit
+    from gptkit.hf.folder import check_export_target
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")  # what marks a folder as holding a run
+    with pytest.raises(ArgumentError, match=r"^out_dir='.*run': already holds a run; resume=True \(--resume\)"):
+        gptkit.train(run, data=small_data, progress=False, echo=lambda line: None)
+    assert main(["train", "--data", str(small_data), "--out", str(run)]) == 2
+    assert f"error: --out {run}: already holds a run; resume=True (--resume)" in capsys.readouterr().err
+    with pytest.raises(ArgumentError, match=r"^out_dir='.*run': would replace the run"):
+        check_export_target(run, run)

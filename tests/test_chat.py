@@ -75,18 +75,13 @@ def test_commands_change_settings():
 def test_a_bad_message_or_setting_does_not_poison_the_session(trained_run):
     import io
 
+    from helpers import typed
+
     import gptkit
     from gptkit.cli.chat import chat
 
     run = gptkit.load(trained_run)
-    lines = iter(["café", "/temp -1", "/max 5", "ROMEO:"])
-
-    def read(prompt):
-        try:
-            return next(lines)
-        except StopIteration:
-            raise EOFError from None
-
+    read = typed(["café", "/temp -1", "/max 5", "ROMEO:"])
     out = io.StringIO()
     chat(run, SamplingConfig(seed=0), read=read, out=out)
     text = out.getvalue()

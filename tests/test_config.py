@@ -77,3 +77,11 @@ def test_data_and_stages_together_are_refused(tmp_path):
     toml.write_text('[train]\nmax_iters = 5\n[[stages]]\nsteps = "five"\ndata = [{path = "y"}]\n')
     with pytest.raises(GptkitError, match=r"stages\[1\]\.steps. expects int"):
         resolve_config(toml_path=str(toml))
+
+
+def test_resolve_config_leaves_its_base_unchanged():
+    base = resolve_config(overrides=["model.n_layer=3"])
+    before = base.to_dict()
+    resolved = resolve_config(preset="cpu-baby", overrides=["train.max_iters=7", "model.n_layer=5"], base=base)
+    assert resolved is not base and resolved.train.max_iters == 7 and resolved.model.n_layer == 5
+    assert base.to_dict() == before

@@ -12,7 +12,7 @@ LAYERS = [
     {"atomic", "paths", "presets", "dropout", "runtime"},
     {"config", "sampling", "sources"},
     {"tokenizer", "model"},
-    {"memory"},
+    {"memory", "chat"},
     {"data", "checkpoint", "generate"},
     {"evaluate"},
     {"objectives"},

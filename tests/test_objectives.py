@@ -57,7 +57,7 @@ def test_old_setting_names_still_work_on_the_command_line_and_in_toml(tmp_path):
 
 @pytest.mark.parametrize("name", list(OBJECTIVES))
 def test_each_objective_refuses_a_model_it_cannot_train(name):
-    wrong_causal = {"causal": "false", "mlm": "true"}[name]
+    wrong_causal = {"causal": "false", "mlm": "true", "sft": "false"}[name]
     config = resolve_config(overrides=[f"train.objective={name}", f"model.causal={wrong_causal}"])
     with pytest.raises(GptkitError, match="model.causal`=false"):
         objective_for(config).check()

@@ -1,16 +1,17 @@
-"""`gptkit chat RUN`: an interactive console that streams the model's continuation of the conversation.
+"""`gptkit chat RUN`: an interactive console that streams the model's answers.
 
-The model is a plain language model, so the "conversation" is one running text: each line you type is
-added to it, and the model's continuation streams back and is added too. As much of that history as fits
-the context window (the last `block_size` tokens) is what the model sees. Slash commands change the sampling
-settings (/help lists them); a line ending in a backslash continues on the next; Ctrl-C stops an answer
-without leaving; Ctrl-D or /quit leaves. Entry points: `chat(run, sampling)`, `add_chat_command`.
+With a chat model (fine-tuned with `--preset sft`) the conversation is a list of messages in the chat template;
+with a plain language model it is one running text the model continues (see `sessions.py`). Slash commands
+change the sampling settings and the conversation (/help lists them); a line ending in a backslash continues
+on the next; Ctrl-C stops an answer without leaving; Ctrl-D or /quit leaves. Entry points: `chat(run,
+sampling)`, `add_chat_command`.
 """
 
 import sys
 from collections.abc import Callable
 
 from gptkit.cli.common import DEVICE, RUN, SAMPLING, WEIGHTS, sampling_from
+from gptkit.cli.sessions import ChatSession, TextSession
 from gptkit.errors import ArgumentError, GptkitError
 from gptkit.sampling import SamplingConfig
 
@@ -20,6 +21,7 @@ HELP = """commands:
   /penalty X   repetition penalty (1 = off)         /seed N    reproducible answers (/seed alone: random)
   /stop TEXT   end answers at TEXT (\\n = newline; /stop alone: none)
   /reset       forget the conversation              /settings  show the settings
+  /system TEXT the system message (chat models)     /history   the conversation so far
   /help        this list                            /quit      leave (or Ctrl-D)
 A line ending in \\ continues on the next line. Ctrl-C stops an answer."""
 
@@ -60,7 +62,7 @@ def apply_command(line: str, sampling: SamplingConfig) -> tuple[str, SamplingCon
         raise GptkitError(f"/{name}{' ' + value if value else ''}: unknown command or missing value; see /help")
     field_name, kind = numeric[name]
     number = _number(kind, value, name)
-    if field_name == "top_k" and number == 0 or field_name == "top_p" and number >= 1:
+    if field_name == "top_k" and number == 0 or field_name == "top_p" and number == 1:
         number = None
     try:  # a bad value is refused now, not at the next message
         sampling = sampling.with_changes(**{field_name: number})
@@ -86,11 +88,12 @@ def chat(run, sampling: SamplingConfig, read: Callable[[str], str] = input, out=
         import readline  # noqa: F401  (line editing and history for input(), where available)
     except ImportError:
         pass
+    session = ChatSession(run) if run.is_chat else TextSession(run)
+    kind = "a chat model" if run.is_chat else "a text model: it continues what you type"
     out.write(
-        f"gptkit chat: {run.run_dir} ({run.model.num_params() / 1e6:.2f}M parameters). "
+        f"gptkit chat: {run.run_dir} ({run.model.num_params() / 1e6:.2f}M parameters, {kind}). "
         "/help for commands, Ctrl-D to leave.\n"
     )
-    history = ""
     while True:
         try:
             message = read_message(read)
@@ -101,46 +104,33 @@ def chat(run, sampling: SamplingConfig, read: Callable[[str], str] = input, out=
             out.write("\n(Ctrl-D or /quit to leave)\n")
             continue
         if message.startswith("/"):
-            try:
-                reply, sampling = apply_command(message.strip(), sampling)
-            except GptkitError as err:
-                reply = f"error: {err}"
+            reply, sampling = _command(message.strip(), sampling, session)
             if reply == "quit":
                 return
-            if reply == "reset":
-                history, reply = "", "conversation forgotten"
             out.write(reply + "\n")
             continue
         try:
             run.tokenizer.encode(message)  # a message the model cannot read is refused, not kept in the history
+            session.respond(message, sampling, out)
         except GptkitError as err:
             out.write(f"error: {err}\n")
-            continue
-        history += message + "\n"
-        history += respond(run, history, sampling, out)
 
 
-def respond(run, history: str, sampling: SamplingConfig, out) -> str:
-    """Stream the model's continuation of `history`; returns the text shown.
-
-    The model sees the end of the history, leaving room for the answer (up to half the window), so an
-    answer does not start by pushing the question out.
-    """
-    block_size = run.model.config.block_size
-    ids = run.tokenizer.encode(history)[-(block_size - min(sampling.max_new_tokens, block_size // 2)) :]
-    shown = []
-    pieces = run.stream_ids(ids, sampling)
+def _command(line: str, sampling: SamplingConfig, session) -> tuple[str, SamplingConfig]:
+    """The reply to a slash command, and the sampling settings from now on."""
+    name, _, value = line[1:].partition(" ")
+    if name == "system":
+        return session.set_system(value.strip()), sampling
+    if name == "history":
+        return session.history(), sampling
     try:
-        for piece in pieces:
-            shown.append(piece)
-            out.write(piece)
-            out.flush()
-    except KeyboardInterrupt:
-        pieces.close()
-        out.write(" [stopped]")
-    text = "".join(shown)
-    out.write("\n" if not text.endswith("\n") else "")
-    return text if text.endswith("\n") else text + "\n"
+        reply, sampling = apply_command(line, sampling)
+    except GptkitError as err:
+        return f"error: {err}", sampling
+    if reply == "reset":
+        session.reset()
+        reply = "conversation forgotten"
+    return reply, sampling
 
 
 def cmd_chat(args) -> None:

@@ -3,8 +3,27 @@
 from gptkit.cli.common import TEXT_INPUTS
 
 
+def cmd_prepare_chat(args) -> None:
+    from gptkit.data.chat import prepare_chat
+
+    meta = prepare_chat(
+        args.paths, args.out, tokenizer=args.tokenizer, val_fraction=args.val_fraction, skip_invalid=args.skip_invalid
+    )
+    chat = meta["chat"]
+    skipped = f", {chat['skipped']} invalid record(s) skipped" if chat["skipped"] else ""
+    print(
+        f"wrote {args.out}: {chat['conversations']['train']:,} train + {chat['conversations']['val']:,} val "
+        f"conversations, {meta['train_tokens']:,} + {meta['val_tokens']:,} tokens "
+        f"({chat['supervised_tokens']['train']:,} + {chat['supervised_tokens']['val']:,} in assistant replies), "
+        f"longest {chat['longest']:,} tokens, vocab {meta['vocab_size']}{skipped}"
+    )
+
+
 def cmd_prepare(args) -> None:
     from gptkit.data.prepare import prepare
+
+    if args.chat:
+        return cmd_prepare_chat(args)
 
     meta = prepare(
         args.paths,
@@ -34,4 +53,10 @@ def add_data_commands(sub) -> None:
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of the text held out (default 0.1)")
     p.add_argument("--unknown-char", default=None, help="char tokenizer: map unseen characters to this one")
     p.add_argument("--workers", type=int, default=1, help="encoding processes (default 1)")
+    p.add_argument(
+        "--chat",
+        action="store_true",
+        help="the PATHs are conversations (.jsonl/.json: OpenAI messages, ShareGPT or Alpaca) for `--preset sft`",
+    )
+    p.add_argument("--skip-invalid", action="store_true", help="--chat: skip (and count) invalid conversations")
     p.set_defaults(func=cmd_prepare)

@@ -46,8 +46,9 @@ def add_generate_commands(sub) -> None:
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser(
-        "fill", parents=[RUN, WEIGHTS, DEVICE], help="masked LMs: the likeliest tokens for each <|mask|> in a text"
+        "fill", parents=[WEIGHTS, DEVICE], help="masked LMs: the likeliest tokens for each <|mask|> in a text"
     )
+    p.add_argument("run", help="run directory of a masked language model (train.objective = mlm)")
     p.add_argument("text", help="text with <|mask|> where tokens should be guessed (\\n for a newline)")
     p.add_argument("--top-k", type=int, default=5, help="guesses shown per mask (default 5)")
     p.set_defaults(func=cmd_fill)

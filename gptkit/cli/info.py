@@ -26,7 +26,13 @@ def preset_table(vocab_size: int | None = None) -> str:
     from gptkit.presets import PRESETS
 
     lines = [f"{'preset':<12} {'params':>10}  shape"]
-    for name in PRESETS:
+    for name, preset in PRESETS.items():
+        if "model" not in preset:
+            lines.append(
+                f"{name:<12} {'':>10}  training settings only (train.objective={preset['train']['objective']}); "
+                "the shape comes from --init-from"
+            )
+            continue
         config = resolve_config(preset=name).model
         config.vocab_size = vocab_size or (50257 if name.startswith("gpt2") else 65)
         total, _ = count_params(config)

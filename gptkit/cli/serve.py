@@ -2,6 +2,7 @@
 
 import os
 
+from gptkit.cli.common import DEVICE, RUN, WEIGHTS
 from gptkit.errors import GptkitError
 from gptkit.serve.settings import ServeSettings
 
@@ -39,8 +40,11 @@ def cmd_serve(args) -> None:
 
 def add_serve_command(sub) -> None:
     defaults = ServeSettings()
-    p = sub.add_parser("serve", help="serve a run over HTTP: OpenAI-style /v1/completions and a playground at /")
-    p.add_argument("run", help="run directory (from `gptkit train --out`)")
+    p = sub.add_parser(
+        "serve",
+        parents=[RUN, WEIGHTS, DEVICE],
+        help="serve a run over HTTP: OpenAI-style /v1/completions and a playground at /",
+    )
     p.add_argument("--host", default=defaults.host, help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=defaults.port, help="port (0 = any free one; the address is printed)")
     p.add_argument("--api-key", default="", help="require 'Authorization: Bearer KEY' (or set GPTKIT_API_KEY)")
@@ -65,7 +69,5 @@ def add_serve_command(sub) -> None:
     p.add_argument("--max-queue", type=int, default=defaults.max_queue, help="requests that may wait; more get 503")
     p.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds a request may take in all")
     p.add_argument("--name", default="", help="model id in the API (default: the run directory's name)")
-    p.add_argument("--weights", default="last", choices=["last", "best"], help="latest or best-by-val weights")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N, mps")
     p.add_argument("--quiet", action="store_true", help="no log line per request")
     p.set_defaults(func=cmd_serve)

@@ -3,7 +3,7 @@
 Wiring only: settings are resolved by `gptkit.train.settings`, the loop is `gptkit.train.loop`.
 """
 
-from gptkit.cli.common import MEMORY_CHECK_HELP
+from gptkit.cli.common import DEVICE, MEMORY_CHECK_HELP
 from gptkit.errors import GptkitError
 
 
@@ -75,12 +75,11 @@ def _add_settings_options(p) -> None:
 
 
 def add_train_commands(sub) -> None:
-    p = sub.add_parser("train", help="train a GPT on prepared data; writes a run directory")
+    p = sub.add_parser("train", parents=[DEVICE], help="train a GPT on prepared data; writes a run directory")
     p.add_argument("--data", help="prepared data folder (from `gptkit prepare`)")
     p.add_argument("--out", help="run directory to write")
     p.add_argument("--config", help="TOML file with [model], [train] and [[data]] settings")
     _add_settings_options(p)
-    p.add_argument("--device", help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:N, mps")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--init-from", metavar="RUN", help="start from another run's weights (fine-tuning)")

@@ -4,6 +4,9 @@
 import os
 import sys
 
+from gptkit.cli.common import RUN, WEIGHTS
+from gptkit.sampling import DEFAULT_SAMPLING
+
 
 def _say_written(path) -> None:
     print(f"wrote {path}")
@@ -82,12 +85,12 @@ def add_viz_commands(sub) -> None:
     top = sub.add_parser("viz", help="pictures of a model: attention, rope, embeddings, tokens")
     vsub = top.add_subparsers(dest="viz_command", required=True, metavar="PICTURE")
 
-    p = vsub.add_parser("attention", help="attention weights of one layer's heads over a prompt, as heat maps")
-    p.add_argument("run", help="run directory")
+    p = vsub.add_parser(
+        "attention", parents=[RUN, WEIGHTS], help="attention weights of one layer's heads over a prompt, as heat maps"
+    )
     p.add_argument("--prompt", required=True, help="the text to look at")
     p.add_argument("--layer", type=int, default=-1, help="layer index from 0 (default -1: the last)")
     p.add_argument("--head", type=int, default=None, help="one head only (default: all heads)")
-    p.add_argument("--weights", choices=["last", "best"], default="last")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.set_defaults(func=cmd_attention)
 
@@ -98,10 +101,8 @@ def add_viz_commands(sub) -> None:
     p.add_argument("--out", required=True, help="PNG file to write")
     p.set_defaults(func=cmd_rope)
 
-    p = vsub.add_parser("embeddings", help="token embeddings in 2-D (PCA), labelled")
-    p.add_argument("run", help="run directory")
+    p = vsub.add_parser("embeddings", parents=[RUN, WEIGHTS], help="token embeddings in 2-D (PCA), labelled")
     p.add_argument("--labels", type=int, default=120, help="how many tokens get a text label (default 120)")
-    p.add_argument("--weights", choices=["last", "best"], default="last")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.set_defaults(func=cmd_embeddings)
 
@@ -111,10 +112,16 @@ def add_viz_commands(sub) -> None:
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="never: '|' between tokens")
     p.set_defaults(func=cmd_tokens)
 
-    p = sub.add_parser("report", help="one self-contained HTML page: curves, samples, attention, settings")
-    p.add_argument("run", help="run directory")
+    p = sub.add_parser(
+        "report", parents=[RUN], help="one self-contained HTML page: curves, samples, attention, settings"
+    )
     p.add_argument("--out", required=True, help="HTML file to write")
     p.add_argument("--prompt", default="", help="prompt for the samples and the attention map (default: none)")
     p.add_argument("--samples", type=int, default=3)
-    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=DEFAULT_SAMPLING.max_new_tokens,
+        help=f"tokens per sample (default {DEFAULT_SAMPLING.max_new_tokens})",
+    )
     p.set_defaults(func=cmd_report)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gptkit.tokenizer.tables import token_pieces, token_texts
+from gptkit.tokenizer.tables import token_pieces, vocabulary_texts
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def word_edges_table(tokenizer, vocab_size: int) -> tuple[torch.Tensor, torch.Te
     except that long numbers count as one word."""
     starts = torch.zeros(vocab_size, dtype=torch.bool)
     ends = torch.zeros(vocab_size, dtype=torch.bool)
-    for token_id, text in enumerate(token_texts(tokenizer, vocab_size)):
+    for token_id, text in enumerate(vocabulary_texts(tokenizer, vocab_size)):
         if text:
             starts[token_id] = text[0].isalnum()
             ends[token_id] = text[-1].isalnum() or text == " "
@@ -94,4 +94,4 @@ def ordinary_ids(tokenizer, vocab_size: int) -> torch.Tensor:
 
 def character_lengths(tokenizer, vocab_size: int) -> torch.Tensor:
     """Characters each token id spells (0 for special tokens): the unit to compare tokenizers by."""
-    return torch.tensor([len(text or "") for text in token_texts(tokenizer, vocab_size)])
+    return torch.tensor([len(text or "") for text in vocabulary_texts(tokenizer, vocab_size)])

@@ -262,7 +262,7 @@ def prepare(
         meta = _manifest(tok, shards, sources, total, val_fraction, separator, dtype)
         tok.save(staging / TOKENIZER_FILE)
         atomic_write_text(staging / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False))
-        _move_into(staging, out)
+        move_into(staging, out)
     finally:
         for writer in writers.values():
             writer.abort()  # closes a shard still open after an error; nothing once all are closed
@@ -289,7 +289,7 @@ def _manifest(tok, shards: dict, sources: list[Source], total: int, val_fraction
     return meta
 
 
-def _move_into(staging: Path, out: Path) -> None:
+def move_into(staging: Path, out: Path) -> None:
     """Replace the dataset in `out` by the complete one in `staging`, by renames only. The old files are moved
     aside first (manifest first) and deleted only once the new ones are all in (manifest last); if a rename
     fails, the old dataset is put back. So `out` never looks complete while it is not."""

@@ -69,6 +69,7 @@ class ShardWriter:
 def output_files(folder: Path) -> list[Path]:
     """A previous prepare's files in `folder`, its manifest first (never anything else that lives there)."""
     found = [folder / "meta.json"] if (folder / "meta.json").is_file() else []
-    for pattern in ("train-*.bin", "val-*.bin", "train.bin", "val.bin", ".*.tmp", "tokenizer.json"):
+    patterns = ("train-*.bin", "val-*.bin", "train.bin", "val.bin", "*.mask.bin", "*.conversations.bin", ".*.tmp")
+    for pattern in (*patterns, "tokenizer.json"):
         found += sorted(p for p in folder.glob(pattern) if p.is_file())
     return found

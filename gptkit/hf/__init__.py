@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from gptkit.chat.template import IM_END, JINJA_TEMPLATE, is_chat_tokenizer
 from gptkit.checkpoint import (
     WEIGHTS_FILE,
     load_model,
@@ -23,9 +24,9 @@ from gptkit.checkpoint import (
     write_run_config,
 )
 from gptkit.config import RunConfig
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError, GptkitError
 from gptkit.hf.convert import check_hf_tensors, config_from_hf, from_hf_state, hf_architecture, hf_config, to_hf_state
-from gptkit.hf.folder import check_export_target, read_hf_weights, replace_folder
+from gptkit.hf.folder import check_export_target, out_dir_error, read_hf_weights, replace_folder
 from gptkit.memory import check_model_fits
 from gptkit.model import GPT
 from gptkit.paths import folder_problem, read_json, shown
@@ -43,7 +44,9 @@ def export_hf(run_dir, out_dir, *, weights: str = "last", echo=print) -> Path:
     arch = hf_architecture(config.model)
     check_export_target(out, run_dir)
     tokenizer = load_tokenizer(run_dir) if (run_dir / TOKENIZER_FILE).exists() else None
+    chat = tokenizer is not None and is_chat_tokenizer(tokenizer)  # a reply ends with <|im_end|>, not the text
     eos = tokenizer.specials.get("<|endoftext|>") if isinstance(tokenizer, BPETokenizer) else None
+    eos = tokenizer.specials[IM_END] if chat else eos
     hf_conf = hf_config(config.model, arch, eos)
     model = load_model(run_dir, config, WEIGHT_CHOICES[weights])
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +57,8 @@ def export_hf(run_dir, out_dir, *, weights: str = "last", echo=print) -> Path:
         generation = {"do_sample": False, **({"bos_token_id": eos, "eos_token_id": eos} if eos is not None else {})}
         (staging / "generation_config.json").write_text(json.dumps(generation, indent=1))
         if tokenizer is not None:
-            write_hf_tokenizer(tokenizer, staging)
+            template = {"chat_template": JINJA_TEMPLATE, "eos_token": IM_END} if chat else {}
+            write_hf_tokenizer(tokenizer, staging, **template)
         replace_folder(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -75,7 +79,7 @@ def import_hf(src_dir, out_dir, *, tokenizer=None, echo=print, check_memory: boo
     if not (src / "config.json").is_file():
         raise GptkitError(f"{src}: no config.json; pass a local transformers checkpoint folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise GptkitError(f"--out {out}: exists and is not an empty folder; choose a new folder")
+        raise out_dir_error(out, "exists and is not an empty folder; choose a new folder")
     raw = read_json(src / "config.json", what="not a transformers config")
     model_config, arch = config_from_hf(raw, str(src / "config.json"))
     hf_state = read_hf_weights(src)
@@ -87,8 +91,11 @@ def import_hf(src_dir, out_dir, *, tokenizer=None, echo=print, check_memory: boo
     load_weights_state(model, ours, str(src))
     tok, note = _tokenizer_for_import(src, tokenizer)
     if tok is not None and tok.vocab_size > model_config.vocab_size:
+        sizes = f"has {tok.vocab_size} tokens but the model in {shown(src)} only {model_config.vocab_size}"
+        if tokenizer:
+            raise ArgumentError("tokenizer", f"it {sizes}", shown(tokenizer))
         raise GptkitError(
-            f"--tokenizer: it has {tok.vocab_size} tokens but the model in {src} only {model_config.vocab_size}"
+            f"{shown(src)}: its tokenizer {sizes}; attach a matching one with tokenizer=PATH (--tokenizer PATH)"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -113,7 +120,7 @@ def _tokenizer_for_import(src: Path, tokenizer) -> tuple:
     if tokenizer:
         tok = find_tokenizer(Path(tokenizer))
         if tok is None:
-            raise GptkitError(f"--tokenizer {tokenizer}: no tokenizer files there")
+            raise ArgumentError("tokenizer", "no tokenizer files there", shown(tokenizer))
         return tok, ""
     try:
         tok = find_tokenizer(src)
@@ -121,8 +128,12 @@ def _tokenizer_for_import(src: Path, tokenizer) -> tuple:
         return (
             None,
             f"note: imported the weights alone; the tokenizer could not be read ({err}). Attach one "
-            "with --tokenizer PATH",
+            "with tokenizer=PATH (--tokenizer PATH)",
         )
     if tok is None:
-        return None, f"note: {src} has no tokenizer files; imported the weights alone. Attach one with --tokenizer PATH"
+        return (
+            None,
+            f"note: {src} has no tokenizer files; imported the weights alone. Attach one with tokenizer=PATH "
+            "(--tokenizer PATH)",
+        )
     return tok, ""

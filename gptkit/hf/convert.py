@@ -216,7 +216,9 @@ def hf_config(m: GPTConfig, arch: str, eos_id: int | None):
     try:
         import transformers
     except ImportError:
-        raise GptkitError("export --format hf needs transformers: pip install 'gptkit[hf]'") from None
+        raise GptkitError(
+            "export_hf (`gptkit export --format hf`) needs transformers: pip install 'gptkit[hf]'"
+        ) from None
     common = dict(
         vocab_size=m.vocab_size, tie_word_embeddings=m.tie_embeddings, bos_token_id=eos_id, eos_token_id=eos_id
     )

@@ -13,8 +13,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from gptkit.errors import GptkitError
-from gptkit.paths import read_json
+from gptkit.errors import ArgumentError, GptkitError
+from gptkit.paths import read_json, shown
 
 
 def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -47,17 +47,22 @@ def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
     raise GptkitError(f"{folder}: no model.safetensors, model.safetensors.index.json or pytorch_model.bin")
 
 
+def out_dir_error(out: Path, problem: str) -> ArgumentError:
+    """A problem with the folder to write: the `out_dir` argument, `--out` on the command line."""
+    return ArgumentError("out_dir", problem, shown(out), flag="--out")
+
+
 def check_export_target(out: Path, run_dir: Path) -> None:
-    """`--out` may be new, empty, or an earlier export; never the run itself or a folder holding it."""
+    """`out_dir` may be new, empty, or an earlier export; never the run itself or a folder holding it."""
     if out.resolve() == run_dir.resolve() or out.resolve() in run_dir.resolve().parents:
-        raise GptkitError(f"--out {out}: would replace the run {run_dir} itself; choose another folder")
+        raise out_dir_error(out, f"would replace the run {shown(run_dir)} itself; choose another folder")
     if out.exists() and not out.is_dir():
-        raise GptkitError(f"--out {out}: is a file; choose a folder")
+        raise out_dir_error(out, "is a file; choose a folder")
     if out.is_dir() and any(out.iterdir()):
         config = out / "config.json"
         earlier = config.is_file() and "model_type" in read_json(config, what="not an earlier export")
         if not earlier:
-            raise GptkitError(f"--out {out}: not empty and not an earlier export; choose a new folder")
+            raise out_dir_error(out, "not empty and not an earlier export; choose a new folder")
 
 
 def replace_folder(staging: Path, out: Path) -> None:

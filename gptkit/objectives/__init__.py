@@ -1,4 +1,5 @@
-"""Training objectives, chosen by `train.objective`: `causal` (next token, GPT) and `mlm` (masked tokens, BERT).
+"""Training objectives, chosen by `train.objective`: `causal` (next token, GPT), `mlm` (masked tokens, BERT) and
+`sft` (chat fine-tuning: next token, learned on the assistant's replies only).
 
 Everything that differs between objectives lives in their modules; the rest of gptkit asks
 `objective_for(config)` and never tests an objective's name. To add one (say chat fine-tuning with a loss on
@@ -13,8 +14,9 @@ from gptkit.config import OBJECTIVE_NAMES, RunConfig
 from gptkit.objectives.base import Objective
 from gptkit.objectives.causal import CausalLM
 from gptkit.objectives.masked import MaskedLM
+from gptkit.objectives.sft import ChatSFT
 
-OBJECTIVES: dict[str, type[Objective]] = {"causal": CausalLM, "mlm": MaskedLM}
+OBJECTIVES: dict[str, type[Objective]] = {"causal": CausalLM, "mlm": MaskedLM, "sft": ChatSFT}
 assert set(OBJECTIVES) == set(OBJECTIVE_NAMES), "every name in config.OBJECTIVE_NAMES needs a class here"
 
 __all__ = ["OBJECTIVES", "Objective", "objective_for"]

@@ -12,6 +12,13 @@ from gptkit.config import RunConfig
 from gptkit.errors import GptkitError
 
 
+def not_a_masked_lm(run) -> GptkitError:
+    """The error for filling in masks (or scoring masked tokens) with a run that is no masked LM."""
+    return GptkitError(
+        f"{run.run_dir} is not a masked language model; train one with `train.objective=mlm` and `model.causal=false`"
+    )
+
+
 class Objective:
     """What an objective decides. Where most objectives agree (the loss of (inputs, targets) batches, a run that
     continues text) the answer is given here; `batch_plan` and `evaluate` each objective must give itself."""
@@ -56,10 +63,7 @@ class Objective:
         """Refuse to continue text when the objective's model cannot."""
 
     def fill(self, run, text: str, *, top_k: int = 5):
-        raise GptkitError(
-            f"{run.run_dir} is not a masked language model; train one with --set train.objective=mlm "
-            "--set model.causal=false"
-        )
+        raise not_a_masked_lm(run)
 
     def evaluate(self, run, *, data=(), texts=(), split="val", max_tokens=None, context=None, whole_word=None):
         """Results (each with `to_dict`, `row` and a class-level `HEADER`) on prepared data and raw texts."""

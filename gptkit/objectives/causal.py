@@ -19,20 +19,29 @@ class CausalLM(Objective):
     def check(self) -> None:
         if not self.config.model.causal:
             raise GptkitError(
-                "`model.causal`=false lets every position see the next token, so `train.objective`=causal would "
-                "learn nothing; use --set train.objective=mlm, or keep model.causal=true"
+                f"`model.causal`=false lets every position see the next token, so `train.objective`={self.name} "
+                "would learn nothing; set `train.objective=mlm`, or keep `model.causal=true`"
             )
 
     def batch_plan(self, datasets: dict, tokenizer) -> tuple[list, list]:
         config, block = self.config, self.config.model.block_size
+        sources = {path: self.batch_source(dataset, block) for path, dataset in datasets.items()}
+        self.check_sources(list(sources.values()))
         phases = [(stage.steps, stage.data) for stage in config.stages] or [(math.inf, config.data)]
         plan, end = [], 0
         for steps, data in phases:
             for source in data:
-                datasets[source.path].check_block_size("train", block)
+                sources[source.path].check_block_size("train", block)
             end += steps
-            plan.append((end, Mixture([datasets[s.path] for s in data], [s.weight for s in data])))
-        return plan, [d for d in datasets.values() if d.has_windows("val", block)]
+            plan.append((end, Mixture([sources[s.path] for s in data], [s.weight for s in data])))
+        return plan, [s for s in sources.values() if s.has_windows("val", block)]
+
+    def batch_source(self, dataset, block_size: int):
+        """What batches of `dataset` are drawn from: its windows of `block_size + 1` tokens, here."""
+        return dataset
+
+    def check_sources(self, sources: list) -> None:
+        """Refuse a set of batch sources this objective cannot train on."""
 
     def evaluate(self, run, *, data=(), texts=(), split="val", max_tokens=None, context=None, whole_word=None):
         if whole_word:

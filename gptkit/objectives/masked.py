@@ -42,7 +42,7 @@ class MaskedLM(Objective):
         if model_vocab < tokenizer_vocab:
             raise GptkitError(
                 f"`train.objective`=mlm adds <|mask|> and <|pad|> to the tokenizer ({tokenizer_vocab} ids), but the "
-                f"model has {model_vocab} (from --init-from / --resume of a causal run?); train the masked LM from "
+                f"model has {model_vocab} (from init_from / resume of a causal run?); train the masked LM from "
                 "scratch, or from a masked LM"
             )
 

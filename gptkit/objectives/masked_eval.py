@@ -7,7 +7,7 @@ char model with a BPE one. Entry point: `evaluate_masked` (filling in masks: `gp
 """
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -15,13 +15,15 @@ import torch.nn.functional as F
 
 from gptkit.data.masking import MaskingRecipe, character_lengths, mask_tokens, ordinary_ids, word_edges_table
 from gptkit.data.segments import Passages
-from gptkit.errors import ArgumentError, GptkitError
+from gptkit.errors import ArgumentError
+from gptkit.evaluate import TableRow
+from gptkit.objectives.base import not_a_masked_lm
 from gptkit.paths import shown
 from gptkit.tokenizer import MASK_TOKEN, PAD_TOKEN, load_tokenizer, with_specials
 
 
 @dataclass
-class MaskedEvalResult:
+class MaskedEvalResult(TableRow):
     name: str
     selected_tokens: int
     selected_characters: int
@@ -30,25 +32,23 @@ class MaskedEvalResult:
     bits_per_character: float
     whole_word: bool
 
-    HEADER = f"{'data':<28} {'masked':>8} {'loss':>8} {'accuracy':>9} {'bits/char':>10} {'whole words':>12}"
+    COLUMNS = (
+        ("data", "name", 28, ""),
+        ("masked", "selected_tokens", 8, ","),
+        ("loss", "loss", 8, ".4f"),
+        ("accuracy", "accuracy", 9, ".2%"),
+        ("bits/char", "bits_per_character", 10, ".4f"),
+        ("whole words", "whole_words", 12, ""),
+    )
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def row(self) -> str:
-        """This result as a line of `HEADER`'s table."""
-        return (
-            f"{self.name:<28} {self.selected_tokens:>8,} {self.loss:>8.4f} {self.accuracy:>9.2%} "
-            f"{self.bits_per_character:>10.4f} {'yes' if self.whole_word else 'no':>12}"
-        )
+    @property
+    def whole_words(self) -> str:
+        return "yes" if self.whole_word else "no"
 
 
 def check_masked_lm(run) -> None:
     if run.model.config.causal or run.tokenizer is None or MASK_TOKEN not in run.tokenizer.specials:
-        raise GptkitError(
-            f"{run.run_dir} is not a masked language model; train one with --set train.objective=mlm "
-            "--set model.causal=false"
-        )
+        raise not_a_masked_lm(run)
 
 
 @torch.no_grad()

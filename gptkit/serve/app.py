@@ -1,7 +1,8 @@
-"""The HTTP app: OpenAI-shaped completions (JSON or server-sent events), the model list, health, and the
-playground page. Request checks happen here, in the event loop; generation happens on the model worker's
-thread, which sends text back through an asyncio queue. A request ends its job however it ends: finished,
-client gone (streamed or not), or overdue. Entry point: `build_app(run, settings)`.
+"""The HTTP app: OpenAI-shaped completions and chat completions (JSON or server-sent events, shaped by
+`shapes.py`), the model list, health, and the playground page. Request checks happen here, in the event loop;
+generation happens on the model worker's thread, which sends text back through an asyncio queue. A request
+ends its job however it ends: finished, client gone (streamed or not), or overdue. Entry point:
+`build_app(run, settings)`.
 """
 
 import asyncio
@@ -18,20 +19,21 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from gptkit.chat.template import IM_END
 from gptkit.errors import GptkitError
 from gptkit.sampling import DEFAULT_SAMPLING
 from gptkit.serve.errors import ApiError
 from gptkit.serve.hosts import HostCheck, allowed_names
-from gptkit.serve.requests import CompletionRequest, parse_completion_request
+from gptkit.serve.http import JobStream, cancel_on_disconnect, next_event, read_body
+from gptkit.serve.requests import parse_chat_request, parse_completion_request
 from gptkit.serve.settings import ServeSettings
-from gptkit.serve.worker import TIMED_OUT, Choice, Job, ModelWorker
+from gptkit.serve.shapes import ChatShape, TextShape
+from gptkit.serve.worker import Choice, Job, ModelWorker
 from gptkit.tokenizer.char import UnknownCharacterError
 from gptkit.tokenizer.tables import token_pieces
-
-OVERDUE_GRACE_S = 0.5  # past its deadline, a request waits this long for the worker's own 504, then answers itself
 
 
 def longest_token_chars(tokenizer, vocab_size: int) -> int:
@@ -66,60 +68,6 @@ def encode_prompt(run, prompt: str, limit: int, longest: int) -> list[int]:
     return ids
 
 
-async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes, and with 408 when it
-    has not all arrived within `timeout_s` (a client trickling bytes would hold the connection forever)."""
-    declared = request.headers.get("content-length", "")
-    too_big = ApiError(413, f"the request body is larger than the server's limit of {limit:,} bytes; send less")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_big
-
-    async def receive_all() -> bytes:
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise too_big
-        return bytes(body)
-
-    try:
-        return await asyncio.wait_for(receive_all(), timeout_s)
-    except asyncio.TimeoutError:
-        raise ApiError(408, f"the request body did not arrive within {timeout_s:g} s; send it at once") from None
-
-
-async def cancel_on_disconnect(request: Request, job: Job) -> None:
-    """Wait for the client to go away (the body is already read), then cancel its job."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-    job.cancelled.set()
-
-
-async def next_event(job: Job, events: asyncio.Queue) -> tuple:
-    """The worker's next event for `job`; past the deadline (still queued, or a stuck worker) a 504 instead."""
-    try:
-        return await asyncio.wait_for(events.get(), max(0.0, job.deadline + OVERDUE_GRACE_S - time.monotonic()))
-    except asyncio.TimeoutError:  # the builtin TimeoutError from Python 3.11
-        job.timed_out = True
-        job.cancelled.set()
-        return ("error", ApiError(504, TIMED_OUT))
-
-
-class JobStream(StreamingResponse):
-    """Server-sent events that cancel their job however the response ends, even before the first byte."""
-
-    def __init__(self, content, job: Job, **kw):
-        super().__init__(content, **kw)
-        self.job = job
-
-    async def __call__(self, scope, receive, send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self.job.cancelled.set()  # no effect on a job that has already ended
-            await self.body_iterator.aclose()
-
-
 class CompletionsApp:
     def __init__(self, run, settings: ServeSettings):
         self.run = run
@@ -141,6 +89,7 @@ class CompletionsApp:
             "TEMPERATURE": defaults.temperature,
             "TOP_K": defaults.top_k or 0,
             "TOP_P": defaults.top_p or 1,
+            "CHAT": "true" if self.run.is_chat else "false",
         }
         for name, value in values.items():
             page = page.replace("{{" + name + "}}", str(value))
@@ -156,28 +105,45 @@ class CompletionsApp:
     async def models(self, request: Request) -> JSONResponse:
         self.check_caller(request)
         card = {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "gptkit"}
+        card["chat"] = self.run.is_chat  # an extension: whether /v1/chat/completions can answer
         return JSONResponse({"object": "list", "data": [card]})
 
     async def completions(self, request: Request) -> Response:
         self.check_caller(request)
         body = await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s)
         completion = parse_completion_request(body, self.settings)
-        if completion.model not in (None, self.model_id):
-            message = f"model {completion.model!r} is not served here; this server has {self.model_id!r}"
-            raise ApiError(404, message, "model", "model_not_found")
+        self.check_model(completion.model)
         try:
             self.run.check_generates()
         except GptkitError as error:
             raise ApiError(400, str(error)) from None
-        sampling = completion.sampling()
         prompt_ids = [
             await run_in_threadpool(encode_prompt, self.run, prompt, self.prompt_limit, self.longest_token)
             for prompt in completion.prompts()
         ]
+        return await self.answer(request, completion, prompt_ids, completion.sampling(), TextShape(completion))
+
+    async def chat_completions(self, request: Request) -> Response:
+        self.check_caller(request)
+        body = await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s)
+        chat = parse_chat_request(body, self.settings)
+        self.check_model(chat.model)
+        sampling = chat.sampling()
+        ids = await run_in_threadpool(chat_prompt_ids, self.run, chat.as_messages(), sampling, self.prompt_limit)
+        stop = sampling.with_changes(stop=(*sampling.stop, IM_END))  # the end of the assistant's turn
+        return await self.answer(request, chat, [ids], stop, ChatShape())
+
+    def check_model(self, model: str | None) -> None:
+        if model not in (None, self.model_id):
+            message = f"model {model!r} is not served here; this server has {self.model_id!r}"
+            raise ApiError(404, message, "model", "model_not_found")
+
+    async def answer(self, request, asked, prompt_ids: list[list[int]], sampling, shape) -> Response:
+        """Generate `asked.n` choices for each prompt on the worker; answer whole or as server-sent events."""
         choices = [
-            Choice(p * completion.n + i, ids, None if completion.seed is None else completion.seed + i)
+            Choice(p * asked.n + i, ids, None if asked.seed is None else asked.seed + i)
             for p, ids in enumerate(prompt_ids)
-            for i in range(completion.n)
+            for i in range(asked.n)
         ]
         loop, events = asyncio.get_running_loop(), asyncio.Queue()
 
@@ -185,20 +151,18 @@ class CompletionsApp:
             with contextlib.suppress(RuntimeError):  # the loop is gone (shutting down): nobody to tell
                 loop.call_soon_threadsafe(events.put_nowait, event)
 
-        deadline = time.monotonic() + self.settings.timeout_s
-        job = Job(choices, sampling, deadline, emit)
+        job = Job(choices, sampling, time.monotonic() + self.settings.timeout_s, emit)
         self.worker.submit(job)
-        meta = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time())}
-        meta["model"] = self.model_id
+        meta = {"id": f"{shape.id_prefix}-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": self.model_id}
         prompt_tokens = sum(len(ids) for ids in prompt_ids)
-        if completion.stream:
+        if asked.stream:
             return JobStream(
-                self.stream_events(job, events, completion, meta, prompt_tokens),
+                self.stream_events(job, events, shape, {**meta, "object": shape.chunk_object}, prompt_tokens, asked),
                 job,
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        return await self.whole(request, job, events, completion, meta, prompt_tokens)
+        return await self.whole(request, job, events, shape, {**meta, "object": shape.object}, prompt_tokens)
 
     # -- answers -----------------------------------------------------------------------------------------
     @staticmethod
@@ -206,9 +170,8 @@ class CompletionsApp:
         total = prompt_tokens + completion_tokens
         return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": total}
 
-    async def whole(self, request, job: Job, events, completion: CompletionRequest, meta, prompt_tokens) -> Response:
-        echo = completion.echo
-        texts = {c.index: [completion.prompts()[c.index // completion.n]] if echo else [] for c in job.choices}
+    async def whole(self, request, job: Job, events, shape, meta, prompt_tokens) -> Response:
+        texts = {c.index: [shape.opening(c.index)] for c in job.choices}
         finished: dict[int, tuple[str, int]] = {}
         watcher = asyncio.create_task(cancel_on_disconnect(request, job))
         try:
@@ -225,21 +188,17 @@ class CompletionsApp:
         finally:
             watcher.cancel()
             job.cancelled.set()  # no effect on a job that has already ended
-        choices = [
-            {"text": "".join(texts[i]), "index": i, "logprobs": None, "finish_reason": finished[i][0]}
-            for i in sorted(texts)
-        ]
+        choices = [shape.choice(i, "".join(texts[i]), finished[i][0]) for i in sorted(texts)]
         usage = self.usage(prompt_tokens, sum(tokens for _, tokens in finished.values()))
         return JSONResponse({**meta, "choices": choices, "usage": usage})
 
-    async def stream_events(self, job: Job, events, completion: CompletionRequest, meta, prompt_tokens):
-        def chunk(index: int, text: str, finish: str | None) -> str:
-            choice = {"text": text, "index": index, "logprobs": None, "finish_reason": finish}
+    async def stream_events(self, job: Job, events, shape, meta, prompt_tokens, asked):
+        def data(choice: dict) -> str:
             return f"data: {json.dumps({**meta, 'choices': [choice]})}\n\n"
 
-        if completion.echo:
-            for c in job.choices:
-                yield chunk(c.index, completion.prompts()[c.index // completion.n], None)
+        for c in job.choices:
+            if (first := shape.first_chunk(c.index)) is not None:
+                yield data(first)
         done, completion_tokens = 0, 0
         while done < len(job.choices):
             event = await next_event(job, events)
@@ -249,11 +208,11 @@ class CompletionsApp:
                 yield f"data: {json.dumps(event[1].body())}\n\n"
                 break
             if event[0] == "text":
-                yield chunk(event[1], event[2], None)
+                yield data(shape.chunk(event[1], event[2], None))
             else:
                 done, completion_tokens = done + 1, completion_tokens + event[3]
-                yield chunk(event[1], "", event[2])
-        if done == len(job.choices) and completion.include_usage():
+                yield data(shape.chunk(event[1], "", event[2]))
+        if done == len(job.choices) and asked.include_usage():
             usage = self.usage(prompt_tokens, completion_tokens)
             yield f"data: {json.dumps({**meta, 'choices': [], 'usage': usage})}\n\n"
         yield "data: [DONE]\n\n"
@@ -267,6 +226,23 @@ class CompletionsApp:
         if not hmac.compare_digest(given.encode(), f"Bearer {self.settings.api_key}".encode()):
             what = "a wrong API key" if given else "no API key"
             raise ApiError(401, f"{what}: send the header 'Authorization: Bearer <key>' with the server's --api-key")
+
+
+def chat_prompt_ids(run, messages: list[dict], sampling, limit: int) -> list[int]:
+    """Prompt ids for the reply to `messages`, or ApiError(400): not a chat model, a bad conversation, too long."""
+    try:
+        ids, dropped = run.chat_prompt(messages, sampling.max_new_tokens)
+    except GptkitError as error:
+        raise ApiError(400, str(error), "messages") from None
+    if dropped or len(ids) > limit:
+        raise ApiError(
+            400,
+            f"messages: the conversation does not fit the model's window of {run.model.config.block_size} tokens "
+            "with room for the reply; send fewer or shorter messages, or a smaller max_tokens",
+            "messages",
+            "context_length_exceeded",
+        )
+    return ids
 
 
 async def _api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -285,6 +261,7 @@ def build_app(run, settings: ServeSettings) -> Starlette:
         Route("/health", api.health, methods=["GET"]),
         Route("/v1/models", api.models, methods=["GET"]),
         Route("/v1/completions", api.completions, methods=["POST"]),
+        Route("/v1/chat/completions", api.chat_completions, methods=["POST"]),
     ]
     middleware = [Middleware(HostCheck, names=allowed_names(settings.host, settings.allow_hosts))]
     app = Starlette(

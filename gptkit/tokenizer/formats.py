@@ -119,7 +119,7 @@ def export_gpt2(tok: BPETokenizer, out_dir) -> list[Path]:
     other than GPT-2's own (tiktoken's loader refuses them inside encoder.json). The files hold no pattern."""
     if tok.byte_ids != gpt2_byte_ids():
         raise GptkitError(
-            "export --format gpt2: this tokenizer numbers bytes in another order than GPT-2's, which the GPT-2 file "
+            "the GPT-2 format: this tokenizer numbers bytes in another order than GPT-2's, which the GPT-2 file "
             "format (and tiktoken's loader for it) assumes; export as tiktoken or hf instead"
         )
     out = Path(out_dir)

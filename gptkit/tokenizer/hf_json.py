@@ -22,15 +22,29 @@ from gptkit.tokenizer.formats import import_gpt2, merges_from_vocab, to_visible
 from gptkit.tokenizer.patterns import GPT2_PATTERN
 
 
-def write_hf_tokenizer(tok, out_dir) -> list[Path]:
-    """Write `tokenizer.json` and `tokenizer_config.json` for a BPE or a char tokenizer into `out_dir`."""
-    if isinstance(tok, BPETokenizer):
-        return write_hf_bpe(tok, out_dir)
+def write_hf_tokenizer(tok, out_dir, *, chat_template: str | None = None, eos_token: str | None = None) -> list[Path]:
+    """Write `tokenizer.json` and `tokenizer_config.json` for a BPE or a char tokenizer into `out_dir`; a chat
+    model's export adds its Jinja `chat_template` and the token that ends a reply (`eos_token`)."""
     out = Path(out_dir)
+    if isinstance(tok, BPETokenizer):
+        data = bpe_tokenizer_json(tok)
+        eos_token = eos_token or ("<|endoftext|>" if "<|endoftext|>" in tok.specials else None)
+    else:
+        data = char_tokenizer_json(tok)
     config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1 << 30}
-    atomic_write_text(out / TOKENIZER_FILE, json.dumps(char_tokenizer_json(tok), ensure_ascii=False))
-    atomic_write_text(out / "tokenizer_config.json", json.dumps(config))
+    if isinstance(tok, BPETokenizer) or eos_token:
+        config |= {"bos_token": eos_token, "eos_token": eos_token, "unk_token": None}
+    if chat_template:
+        config["chat_template"] = chat_template
+    atomic_write_text(out / TOKENIZER_FILE, json.dumps(data, ensure_ascii=False, indent=1))
+    atomic_write_text(out / "tokenizer_config.json", json.dumps(config, indent=1))
     return [out / TOKENIZER_FILE, out / "tokenizer_config.json"]
+
+
+def added_tokens(specials: dict[str, int]) -> list[dict]:
+    """HF's entries for special tokens, matched before any other splitting, whole, with nothing stripped."""
+    flags = {"single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+    return [{"id": i, "content": s, **flags} for s, i in sorted(specials.items(), key=lambda item: item[1])]
 
 
 def char_tokenizer_json(tok: CharTokenizer) -> dict:
@@ -39,7 +53,7 @@ def char_tokenizer_json(tok: CharTokenizer) -> dict:
         "version": "1.0",
         "truncation": None,
         "padding": None,
-        "added_tokens": [],
+        "added_tokens": added_tokens(tok.specials),
         "normalizer": None,
         "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "[\\s\\S]"}, "behavior": "Isolated", "invert": False},
         "post_processor": None,
@@ -89,26 +103,18 @@ def find_tokenizer(path):
 
 def write_hf_bpe(tok: BPETokenizer, out_dir) -> list[Path]:
     """Write a Hugging Face `tokenizer.json` (plus a minimal `tokenizer_config.json` for transformers)."""
-    out = Path(out_dir)
+    return write_hf_tokenizer(tok, out_dir)
+
+
+def bpe_tokenizer_json(tok: BPETokenizer) -> dict:
+    """A `tokenizer.json` for a byte-level BPE: our regex split, then GPT-2's byte-to-unicode mapping."""
     vocab = {to_visible(data): i for i, data in enumerate(tok.token_bytes)}
     merges = [[to_visible(tok.token_bytes[a]), to_visible(tok.token_bytes[b])] for a, b in tok.merges]
-    added = [
-        {
-            "id": i,
-            "content": s,
-            "single_word": False,
-            "lstrip": False,
-            "rstrip": False,
-            "normalized": False,
-            "special": True,
-        }
-        for s, i in sorted(tok.specials.items(), key=lambda item: item[1])
-    ]
-    data = {
+    return {
         "version": "1.0",
         "truncation": None,
         "padding": None,
-        "added_tokens": added,
+        "added_tokens": added_tokens(tok.specials),
         "normalizer": None,
         "pre_tokenizer": {
             "type": "Sequence",
@@ -132,17 +138,6 @@ def write_hf_bpe(tok: BPETokenizer, out_dir) -> list[Path]:
             "merges": merges,
         },
     }
-    eos = "<|endoftext|>" if "<|endoftext|>" in tok.specials else None
-    config = {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "model_max_length": 1 << 30,
-        "bos_token": eos,
-        "eos_token": eos,
-        "unk_token": None,
-    }
-    atomic_write_text(out / "tokenizer.json", json.dumps(data, ensure_ascii=False, indent=1))
-    atomic_write_text(out / "tokenizer_config.json", json.dumps(config, indent=1))
-    return [out / "tokenizer.json", out / "tokenizer_config.json"]
 
 
 def read_hf_bpe(path, data: dict | None = None) -> BPETokenizer:

@@ -26,6 +26,6 @@ def token_pieces(tokenizer, vocab_size: int | None = None) -> list[bytes | None]
     return pieces
 
 
-def token_texts(tokenizer, vocab_size: int | None = None) -> list[str | None]:
-    """`token_pieces` as text (a partial UTF-8 character becomes U+FFFD)."""
+def vocabulary_texts(tokenizer, vocab_size: int | None = None) -> list[str | None]:
+    """`token_pieces` as text: each id of the vocabulary (a partial UTF-8 character becomes U+FFFD)."""
     return [None if p is None else p.decode("utf-8", errors="replace") for p in token_pieces(tokenizer, vocab_size)]

@@ -11,7 +11,7 @@ import torch
 from gptkit.config import RunConfig
 from gptkit.data.dataset import TokenDataset
 from gptkit.data.mixture import Mixture, check_same_tokenizer
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError, GptkitError
 from gptkit.objectives import Objective, objective_for
 from gptkit.runtime import autocast_for
 from gptkit.tokenizer import load_tokenizer
@@ -20,14 +20,15 @@ from gptkit.tokenizer import load_tokenizer
 class TrainingData:
     """The datasets of a run and the batch source to draw training batches from at a given step.
 
-    Fills in `config.model.vocab_size` from the tokenizer when it is 0 (the one setting a run takes from its data)."""
+    `vocab_size` is the model's vocabulary size: `config.model.vocab_size`, or the tokenizer's when that is 0
+    (the one setting a run takes from its data). `config` is only read; the trainer sets it on its own copy."""
 
     def __init__(self, config: RunConfig, objective: Objective | None = None):
         self.objective = objective or objective_for(config)
         self.objective.check()
         sources = config.all_data()
         if not sources:
-            raise GptkitError("train: no dataset given; pass --data DIR (a folder written by `gptkit prepare`)")
+            raise ArgumentError("data", "no dataset given; pass a folder written by `gptkit prepare`")
         labels = [s.label for s in sources]
         if len(set(labels)) != len(labels):
             raise GptkitError(f"data: two datasets are both called {labels}; give them distinct `name`s")
@@ -35,10 +36,8 @@ class TrainingData:
         check_same_tokenizer(list(self.datasets.values()))
         self.first = self.datasets[sources[0].path]
         self.tokenizer = self.objective.training_tokenizer(load_tokenizer(self.first.path))
-        model = config.model
-        if model.vocab_size == 0:
-            model.vocab_size = self.tokenizer.vocab_size
-        self.objective.check_vocab(model.vocab_size, self.tokenizer.vocab_size)
+        self.vocab_size = config.model.vocab_size or self.tokenizer.vocab_size
+        self.objective.check_vocab(self.vocab_size, self.tokenizer.vocab_size)
         self.plan, self.eval_sets = self.objective.batch_plan(self.datasets, self.tokenizer)
 
     def mixture_at(self, step: int) -> Mixture:

@@ -99,12 +99,12 @@ def rank_device(requested: str, local_rank: int) -> torch.device:
     """The device of one rank: its own GPU on CUDA (cuda:LOCAL_RANK), the CPU otherwise."""
     device = pick_device(requested)
     if device.type == "mps":
-        raise GptkitError("torchrun on MPS is not supported by torch.distributed; pass --device cpu")
+        raise GptkitError("torchrun on MPS is not supported by torch.distributed; set `train.device=cpu` (--device)")
     if device.type == "cuda":
         if device.index is not None and requested not in ("auto", "cuda"):
             raise GptkitError(
                 f"`train.device`={requested!r} under torchrun: each process takes cuda:LOCAL_RANK itself; "
-                "pass --device cuda (or auto)"
+                "set `train.device=cuda` (--device cuda) or auto"
             )
         # Checked against the launch, not this rank alone, so every rank fails alike (and rank 0 says why).
         per_node = int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1))

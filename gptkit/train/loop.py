@@ -37,13 +37,13 @@ from gptkit.checkpoint import (
     write_run_config,
 )
 from gptkit.config import RunConfig, TrainConfig
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError, GptkitError
 from gptkit.memory import check_training_fits
 from gptkit.model import GPT
 from gptkit.objectives import objective_for
-from gptkit.paths import check_output_folder
+from gptkit.paths import check_output_folder, shown
 from gptkit.runtime import autocast_for, measure_peak_flops, resolve_dtype
-from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
+from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer, with_specials
 from gptkit.train.data import TrainingData, estimate_loss
 from gptkit.train.distributed import World, distributed
 from gptkit.train.metrics import METRICS_FILE, MetricsLog, Throughput
@@ -68,19 +68,26 @@ def _echo(line: str) -> None:
     tqdm.write(line, file=sys.stdout)
 
 
+def run_dir_error(run_dir: Path, problem: str) -> ArgumentError:
+    """A problem with the run directory: the `out_dir` argument, `--out` on the command line."""
+    return ArgumentError("out_dir", problem, shown(run_dir), flag="--out")
+
+
 def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
     """Refuse to clobber an existing run unless asked, and to resume a run that has no checkpoint."""
     check_output_folder(run_dir)
     if resume:
         if not (run_dir / CHECKPOINT_FILE).exists():
-            raise GptkitError(
-                f"--resume {run_dir}: no checkpoint to resume from (one is written every `train.eval_interval` "
-                "steps); start the run again with --overwrite"
+            raise run_dir_error(
+                run_dir,
+                "no checkpoint to resume from (one is written every `train.eval_interval` steps); start the run "
+                "again with overwrite=True (--overwrite)",
             )
     elif (run_dir / CONFIG_FILE).exists() and not overwrite:
-        raise GptkitError(
-            f"--out {run_dir}: already holds a run; pass --resume to continue it, --overwrite to start over, "
-            "or choose another --out"
+        raise run_dir_error(
+            run_dir,
+            "already holds a run; resume=True (--resume) to continue it, overwrite=True (--overwrite) to start "
+            "over, or choose another folder",
         )
 
 
@@ -115,19 +122,27 @@ def start_warnings(config: RunConfig, has_val: bool) -> list[str]:
     return warnings
 
 
-def check_init_tokenizer(init_dir: Path, data_dir: Path) -> None:
-    """The run we start from must have the tokenizer the data was prepared with (checked before anything else)."""
+def check_init_tokenizer(init_dir: Path, data_dir: Path, objective) -> int:
+    """The run we start from must have the tokenizer the run trains with, or one that tokenizer extends by
+    special tokens after its ids (the chat template's); returns the vocabulary size the run trains with."""
     read_run_config(init_dir)  # clear error when init_dir is not a run
     if not (init_dir / TOKENIZER_FILE).exists():
-        raise GptkitError(
-            f"--init-from {init_dir}: the run has no tokenizer (its weights were imported alone); import it again "
-            "with --tokenizer PATH"
+        raise ArgumentError(
+            "init_from",
+            "the run has no tokenizer (its weights were imported alone); import it again with one "
+            "(import_hf(..., tokenizer=PATH), `gptkit import ... --tokenizer PATH`)",
+            shown(init_dir),
         )
-    if load_tokenizer(init_dir).to_dict() != load_tokenizer(data_dir).to_dict():
-        raise GptkitError(
-            f"--init-from {init_dir}: its tokenizer differs from the one {data_dir} was prepared with; "
-            f"prepare the data with `--tokenizer {init_dir / TOKENIZER_FILE}`"
+    base, ours = load_tokenizer(init_dir), objective.training_tokenizer(load_tokenizer(data_dir))
+    added = [name for name in ours.specials if name not in base.specials]
+    if with_specials(base, added).to_dict() != ours.to_dict():
+        raise ArgumentError(
+            "init_from",
+            f"its tokenizer differs from the one {shown(data_dir)} was prepared with; prepare the data with it "
+            f"(`gptkit prepare ... --tokenizer {shown(init_dir / TOKENIZER_FILE)}`)",
+            shown(init_dir),
         )
+    return ours.vocab_size
 
 
 @dataclass
@@ -197,31 +212,32 @@ def describe_start(config: RunConfig, model: GPT, data: TrainingData, world: Wor
     )
 
 
-def check_world_size(state: TrainState, world: World, cfg: TrainConfig) -> str | None:
+def check_world_size(state: TrainState, world: World, cfg: TrainConfig) -> tuple[int, str | None]:
     """On resume with another number of processes, keep the global batch by recomputing `grad_accum`.
 
-    Returns a line saying what changed (None when nothing did); refuses a world size that cannot keep it.
-    A `grad_accum` set anew on the command line (differing from the checkpoint's) is kept as given."""
+    Returns the `grad_accum` to train with and a line saying what changed (None when nothing did); refuses a
+    world size that cannot keep it. A `grad_accum` set anew (differing from the checkpoint's) is kept as given.
+    `cfg` is only read."""
     recorded = state.grad_accum or cfg.grad_accum  # checkpoints before torchrun support: one process
     if state.world_size == world.size:
-        return None
+        return cfg.grad_accum, None
     if cfg.grad_accum != recorded:
-        return (
+        return cfg.grad_accum, (
             f"the run used {state.world_size} process(es) x grad_accum {recorded}, now {world.size} x "
             f"{cfg.grad_accum} as set: the global batch changes"
         )
     micro_batches = recorded * state.world_size  # per optimizer step, over all ranks
     if micro_batches % world.size:
-        raise GptkitError(
-            f"--resume: the run used {state.world_size} process(es) x grad_accum {recorded} = "
-            f"{micro_batches} micro-batches per step, which {world.size} processes cannot split evenly; resume "
-            f"with a number of processes that divides {micro_batches} (or set train.grad_accum to change the "
-            "global batch)"
+        raise ArgumentError(
+            "resume",
+            f"the run used {state.world_size} process(es) x grad_accum {recorded} = {micro_batches} micro-batches "
+            f"per step, which {world.size} processes cannot split evenly; resume with a number of processes that "
+            f"divides {micro_batches} (or set `train.grad_accum` to change the global batch)",
         )
-    cfg.grad_accum = micro_batches // world.size
-    return (
+    grad_accum = micro_batches // world.size
+    return grad_accum, (
         f"the run used {state.world_size} process(es), now {world.size}: grad_accum {recorded} -> "
-        f"{cfg.grad_accum} keeps {micro_batches} micro-batches per step"
+        f"{grad_accum} keeps {micro_batches} micro-batches per step"
     )
 
 
@@ -242,7 +258,10 @@ def processes_sharing_memory(world: World) -> int:
 
 
 class Trainer:
-    """One training session: built from a config and a run directory, then `run()` to the last step."""
+    """One training session: built from a config and a run directory, then `run()` to the last step.
+
+    The config becomes the trainer's own and is filled in as the run goes (`model.vocab_size` from the data,
+    `train.grad_accum` on a resume with another number of processes): `train` hands it a copy."""
 
     def __init__(
         self,
@@ -323,16 +342,21 @@ class Trainer:
         config.validate()
         objective = objective_for(config)
         objective.check()
+        grow_vocab = False
         if init_from is not None and config.all_data():
-            check_init_tokenizer(Path(init_from), Path(config.all_data()[0].path))
+            needed = check_init_tokenizer(Path(init_from), Path(config.all_data()[0].path), objective)
+            grow_vocab = 0 < config.model.vocab_size < needed
+            if grow_vocab:  # the embedding gains rows for the added tokens (see checkpoint.with_new_vocab_rows)
+                config.model.vocab_size = needed
         self.data = TrainingData(config, objective)
+        config.model.vocab_size = self.data.vocab_size  # 0 means "the tokenizer's": now filled in
         self.has_val = bool(self.data.eval_sets)
         if self.check_memory:  # before the model and batches exist: a bad config must not take the machine
             check_training_fits(config, self.device, processes_sharing_memory(world), self.dtype)
         torch.manual_seed(self.cfg.seed)
         self.model = GPT(config.model).to(self.device)
         if init_from is not None:
-            load_weights(self.model, Path(init_from) / WEIGHTS_FILE)
+            load_weights(self.model, Path(init_from) / WEIGHTS_FILE, grow_vocab=grow_vocab)
         self.optimizer = build_optimizer(self.model, self.cfg, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=(self.dtype == torch.float16))
         self.generators = {"train": torch.Generator().manual_seed(self.cfg.seed)}
@@ -345,17 +369,18 @@ class Trainer:
         )
         if self.state.step >= self.cfg.max_iters:
             more = (
-                "add a stage (and raise train.max_iters to match)"
+                "add a stage (and raise `train.max_iters` to match)"
                 if config.stages
-                else ("pass --set train.max_iters=N with a larger N")
+                else "raise `train.max_iters` (--set train.max_iters=N)"
             )
-            raise GptkitError(f"--resume {run_dir}: the run already finished its {self.state.step} steps; {more}")
+            raise run_dir_error(run_dir, f"the run already finished its {self.state.step} steps; {more}")
         if self.cfg.time_budget_s and self.state.elapsed_s >= self.cfg.time_budget_s:
-            raise GptkitError(
-                f"--resume {run_dir}: the run already spent its time budget ({self.state.elapsed_s:.0f} s of "
-                f"{self.cfg.time_budget_s:g}); pass --set train.time_budget_s=N with a larger N"
+            raise run_dir_error(
+                run_dir,
+                f"the run already spent its time budget ({self.state.elapsed_s:.0f} s of "
+                f"{self.cfg.time_budget_s:g}); raise `train.time_budget_s` (--set train.time_budget_s=N)",
             )
-        note = check_world_size(self.state, world, self.cfg)
+        self.cfg.grad_accum, note = check_world_size(self.state, world, self.cfg)  # on the trainer's own copy
         apply_optimizer_settings(self.optimizer, self.cfg)  # --set may change them on resume
         if self.state.scaler:
             self.scaler.load_state_dict(self.state.scaler)
@@ -539,7 +564,7 @@ def train(
 
     Under torchrun (RANK/WORLD_SIZE set) every process calls this; see the module docstring.
     """
-    config = RunConfig.from_dict(config.to_dict())  # the run fills in vocab_size (and grad_accum on resume): a copy
+    config = RunConfig.from_dict(config.to_dict())  # the trainer's own: it fills in vocab_size (and grad_accum)
     with distributed(config.train.device) as world:
         trainer = Trainer(
             config,

@@ -48,7 +48,7 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devi
     if not hasattr(torch.optim, "Muon"):
         raise GptkitError(
             f"`train.optimizer`=muon needs PyTorch >= 2.9 (torch.optim.Muon); this is {torch.__version__}: "
-            "upgrade torch, or use --set train.optimizer=adamw"
+            "upgrade torch, or set `train.optimizer=adamw`"
         )
     matrices = muon_matrices(model)
     chosen = {id(p) for p in matrices}

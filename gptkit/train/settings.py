@@ -33,8 +33,7 @@ def run_settings(
                 "config: give a RunConfig, or a preset/TOML file, resume or init_from (which read a run's own "
                 "settings), not both"
             )
-        base = RunConfig.from_dict(config.to_dict())
-        settings = resolve_config(overrides=list(overrides), base=base)
+        settings = resolve_config(overrides=list(overrides), base=config)  # a copy of `config`
     elif resume:
         base = read_run_config(out_dir)  # the run's own settings; overrides may still change e.g. max_iters
         settings = resolve_config(preset=preset, toml_path=toml_path, overrides=list(overrides), base=base)

@@ -13,7 +13,7 @@ from gptkit.atomic import atomic_write_text
 from gptkit.errors import ArgumentError
 from gptkit.paths import shown
 from gptkit.run import load_run
-from gptkit.sampling import SamplingConfig
+from gptkit.sampling import DEFAULT_SAMPLING, SamplingConfig
 from gptkit.viz.attention import attention_figure
 from gptkit.viz.curves import curves_figure, run_records
 from gptkit.viz.embeddings import embeddings_figure
@@ -59,7 +59,9 @@ def eval_table(records: list[dict]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def build_report(run_dir, *, prompt: str = "", samples: int = 3, max_new_tokens: int = 200, seed: int = 1) -> str:
+def build_report(
+    run_dir, *, prompt: str = "", samples: int = 3, max_new_tokens: int = DEFAULT_SAMPLING.max_new_tokens, seed: int = 1
+) -> str:
     """The report's HTML text: samples use the shared sampling defaults (`gptkit.sampling`) with these seeds."""
     run_dir = Path(run_dir)
     if samples < 0:

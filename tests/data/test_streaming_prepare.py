@@ -80,7 +80,7 @@ def test_a_rerun_replaces_everything_and_an_interrupted_one_leaves_the_old_datas
 @pytest.mark.parametrize(
     "lines, expected",
     [
-        (['{"body": "x"}'], "a.jsonl:1: no text field 'text' (found: body); pass --field NAME"),
+        (['{"body": "x"}'], "a.jsonl:1: no text field 'text' (found: body); pass text_field=NAME (--field NAME)"),
         (['{"text": "ok"}', "{broken"], "a.jsonl:2: not a JSON object"),
     ],
 )

@@ -199,3 +199,13 @@ def test_late_requests_time_out_and_a_full_queue_is_refused(trained_run):
         assert strict.alive() and strict.health()["timed_out"] >= 2
     finally:
         strict.stop()
+
+
+def test_an_omitted_max_tokens_stays_within_the_servers_cap():
+    from gptkit.sampling import SamplingConfig
+    from gptkit.serve.requests import parse_completion_request
+    from gptkit.serve.settings import ServeSettings
+
+    assert parse_completion_request(b'{"prompt": "hi"}', ServeSettings(max_tokens=100)).max_tokens == 100
+    default = SamplingConfig().max_new_tokens
+    assert parse_completion_request(b'{"prompt": "hi"}', ServeSettings(max_tokens=1000)).max_tokens == default

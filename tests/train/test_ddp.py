@@ -199,17 +199,14 @@ def test_a_world_size_that_cannot_keep_the_global_batch_is_refused(small_data):
     cfg = tiny_config(small_data).train
     with pytest.raises(GptkitError, match="cannot split evenly"):
         check_world_size(TrainState(step=3, world_size=2, grad_accum=1), World(size=3), cfg)
-    assert check_world_size(TrainState(step=3, world_size=2, grad_accum=1), World(size=2), cfg) is None
+    assert check_world_size(TrainState(step=3, world_size=2, grad_accum=1), World(size=2), cfg) == (1, None)
     cfg.grad_accum = 3
-    assert "keeps 6 micro-batches" in check_world_size(
-        TrainState(step=3, world_size=2, grad_accum=3), World(size=3), cfg
-    )
-    assert cfg.grad_accum == 2
+    grad_accum, note = check_world_size(TrainState(step=3, world_size=2, grad_accum=3), World(size=3), cfg)
+    assert grad_accum == 2 and "keeps 6 micro-batches" in note
+    assert cfg.grad_accum == 3  # only read: the trainer sets the new value on its own copy
     cfg.grad_accum = 5  # set anew on the command line: kept, and said
-    assert "global batch changes" in check_world_size(
-        TrainState(step=3, world_size=2, grad_accum=3), World(size=1), cfg
-    )
-    assert cfg.grad_accum == 5
+    grad_accum, note = check_world_size(TrainState(step=3, world_size=2, grad_accum=3), World(size=1), cfg)
+    assert grad_accum == 5 and "global batch changes" in note
 
 
 def test_an_error_on_one_rank_is_reported_once_and_stops_all(tmp_path):

@@ -105,7 +105,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, small_data)
 
 
 def test_an_existing_run_is_not_overwritten_by_accident(trained_run, small_data, tmp_path):
-    with pytest.raises(GptkitError, match="--resume"):
+    with pytest.raises(GptkitError, match=r"already holds a run; resume=True \(--resume\)"):
         train(tiny_config(small_data), trained_run, **QUIET)
     before = sorted(p.name for p in trained_run.iterdir())
     with pytest.raises(GptkitError, match="gptkit prepare"):  # bad input is found before anything is deleted

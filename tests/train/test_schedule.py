@@ -49,7 +49,12 @@ def test_a_run_stops_on_its_time_budget_after_a_cooldown(tmp_path, small_data):
     assert state["step"] == result.step and 3.0 <= state["elapsed_s"] < 6.0  # on time (one step over at most)
     lrs = [r["lr"] for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "train"]
     config = tiny_config(small_data, *settings).train
-    assert max(lrs) == pytest.approx(config.lr) and lrs[-1] < 0.5 * config.lr  # it cooled down by the end
+    peak = lrs.index(max(lrs))
+    assert max(lrs) <= config.lr and all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))
+    # It cooled down by the end. The LR follows the clock (lr_at's own test checks the curve), so where it stood at
+    # each step depends on when that step began: a busy machine can stall steps for a good part of a second (even
+    # the first five, of warmup), hence loose bounds here rather than the ideal peak `lr` and end ~0.
+    assert lrs[-1] < 0.8 * max(lrs)
     evals = [r["step"] for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "eval"]
     assert evals == [0, result.step]  # evaluated at the start and where the budget ran out
     with pytest.raises(GptkitError, match="already spent its time budget"):

@@ -32,6 +32,17 @@ def test_a_config_passed_in_is_never_changed(small_data, tmp_path):
     assert config.to_dict() == before
 
 
+def test_training_data_reads_its_config_without_changing_it(small_data):
+    from gptkit.train.data import TrainingData
+
+    config = tiny_config(small_data)
+    before = config.to_dict()
+    assert before["model"]["vocab_size"] == 0
+    data = TrainingData(config)
+    assert data.vocab_size == data.tokenizer.vocab_size > 0  # found in the data, for the trainer's own copy
+    assert config.to_dict() == before
+
+
 def test_settings_resolve_as_the_command_line_does(trained_run, small_data, tmp_path):
     resumed = run_settings(trained_run, resume=True, overrides=["train.max_iters=99"])
     assert resumed.train.max_iters == 99 and resumed.model.vocab_size > 0  # the run's own settings
