@@ -39,6 +39,10 @@ def test_fine_tuning_a_pretrained_run_learns_and_scores_assistant_tokens_only(tr
     assert result["tokens"] == meta["chat"]["supervised_tokens"]["val"]  # the assistant's tokens, each once
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     val = [r["val_loss"] for r in records if "val_loss" in r]
+    steps = [r for r in records if r["kind"] == "train" and r["step"] > 1]
+    processed = tuned.config.train.batch_size * tuned.model.config.block_size  # tokens a step runs through
+    learned = [r["tokens_per_s"] * r["ms_per_step"] / 1000 for r in steps]  # tokens/s counts the replies only
+    assert all(0 < tokens < processed / 2 for tokens in learned)
     assert val[-1] < val[0]  # learning the replies, from the first eval on
 
 

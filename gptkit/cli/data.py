@@ -17,6 +17,9 @@ def cmd_prepare_chat(args) -> None:
         f"({chat['supervised_tokens']['train']:,} + {chat['supervised_tokens']['val']:,} in assistant replies), "
         f"longest {chat['longest']:,} tokens, vocab {meta['vocab_size']}{skipped}"
     )
+    print(  # a conversation longer than a training row is cut to it (and counted in the training log)
+        f"train with model.block_size >= {max(chat['longest'] - 1, 1)} to keep every conversation whole"
+    )
 
 
 def cmd_prepare(args) -> None:

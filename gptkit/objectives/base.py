@@ -53,6 +53,8 @@ class Objective:
         A batch source has `draw`, `read`, `get_batch` and `name` (see `gptkit.data.mixture.Mixture`)."""
         raise NotImplementedError
 
+    learned_tokens = None  # or a function: batch -> the number of tokens it teaches (a tensor), for tokens/s
+
     def loss(self, model, batch) -> torch.Tensor:
         """The mean loss of one batch from a batch source."""
         inputs, targets = batch

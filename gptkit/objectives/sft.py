@@ -38,6 +38,11 @@ class ChatSFT(CausalLM):
                 "or gptkit.data.chat.prepare_chat) and train on that folder (plain text may be mixed in beside it)"
             )
 
+    @staticmethod
+    def learned_tokens(batch) -> torch.Tensor:
+        """The assistant's tokens among a batch's targets: what tokens/s counts for chat fine-tuning."""
+        return (batch[1] >= 0).sum()
+
     chat_sources: list = []  # the packed chat datasets, once `batch_plan` has made them
 
     def describe(self) -> list[str]:

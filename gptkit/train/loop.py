@@ -157,6 +157,14 @@ class StepParts:
     device: torch.device
     dtype: torch.dtype
     ddp: torch.nn.parallel.DistributedDataParallel | None = None  # under torchrun
+    learned: Callable | None = None  # the objective's count of a batch's learned tokens; None: every token is
+    learned_total: torch.Tensor | None = None  # that count since the last log step, on the device (no sync)
+
+    def take_learned(self) -> torch.Tensor:
+        """The learned tokens counted since the last call (a device tensor), and start counting again."""
+        total = self.learned_total if self.learned_total is not None else torch.zeros((), device=self.device)
+        self.learned_total = None
+        return total
 
 
 def train_step(parts: StepParts, next_batch, cfg: TrainConfig, lr: float, seeds=None) -> torch.Tensor:
@@ -169,6 +177,9 @@ def train_step(parts: StepParts, next_batch, cfg: TrainConfig, lr: float, seeds=
     loss_sum = torch.zeros((), device=parts.device)
     for micro in range(cfg.grad_accum):
         batch = next_batch()
+        if parts.learned is not None:  # e.g. the assistant's tokens of chat rows, for tokens/s
+            count = parts.learned(batch)
+            parts.learned_total = count if parts.learned_total is None else parts.learned_total + count
         if seeds is not None:
             torch.manual_seed(seeds[micro])
         last = micro == cfg.grad_accum - 1
@@ -312,6 +323,7 @@ class Trainer:
             self.evaluator = self.model  # rank 0 alone, outside DDP; not compiled twice (evals are short)
         loss = self.data.objective.loss
         self.parts = StepParts(runner, self.model, self.optimizer, self.scaler, loss, self.device, self.dtype, ddp)
+        self.parts.learned = self.data.objective.learned_tokens
         # Measured on every rank at once (so it sees the contention the training will see), then averaged.
         peak = (
             self.cfg.peak_flops
@@ -471,9 +483,12 @@ class Trainer:
         self.train_loss = self.world.mean(loss).item()  # a host sync: only at log steps
         if not math.isfinite(self.train_loss):
             raise GptkitError(f"train: the loss became {self.train_loss} at step {state.step}; lower `train.lr`")
+        learned = None  # tokens/s counts what is learned: not padding, nor the users' turns of a chat
+        if self.parts.learned is not None:
+            learned = self.world.mean(self.parts.take_learned().float()).item() * self.world.size
         if not self.world.is_main:
             return
-        self.last_rates = self.speed.measure()
+        self.last_rates = self.speed.measure(learned)
         rates = self.last_rates
         self.record(
             {

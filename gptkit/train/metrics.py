@@ -93,11 +93,13 @@ class Throughput:
         finally:
             self.excluded += time.perf_counter() - began
 
-    def measure(self) -> dict:
-        """ms/step, tokens/s and MFU over the steps since the last call; then start a new window."""
+    def measure(self, learned_tokens: float | None = None) -> dict:
+        """ms/step, tokens/s and MFU over the steps since the last call; then start a new window. tokens/s counts
+        `learned_tokens` when given (the targets of a chat's replies), else every token; MFU the work done."""
         seconds = max(time.perf_counter() - self.start - self.excluded, 1e-9)
         steps = max(self.steps, 1)
-        tokens_per_s = self.tokens_per_step * steps / seconds
-        mfu = self.flops_per_token * tokens_per_s / self.peak_flops if self.peak_flops else 0.0
+        processed_per_s = self.tokens_per_step * steps / seconds
+        tokens_per_s = processed_per_s if learned_tokens is None else learned_tokens / seconds
+        mfu = self.flops_per_token * processed_per_s / self.peak_flops if self.peak_flops else 0.0
         self._reset()
         return {"ms_per_step": 1000.0 * seconds / steps, "tokens_per_s": tokens_per_s, "mfu": mfu}

@@ -18,6 +18,16 @@ def test_throughput_counts_steps_tokens_and_leaves_out_paused_time():
     assert rates["mfu"] == pytest.approx(rates["tokens_per_s"] * 1e6 / 1e12)
 
 
+def test_tokens_per_second_can_count_learned_tokens_only_while_mfu_counts_the_work():
+    speed = Throughput(tokens_per_step=1000, flops_per_token=1e6, peak_flops=1e12)
+    speed.steps = 4
+    time.sleep(0.04)
+    rates = speed.measure(learned_tokens=400.0)  # e.g. the assistant's tokens of 4 steps of chat rows
+    seconds = rates["ms_per_step"] * 4 / 1000
+    assert rates["tokens_per_s"] == pytest.approx(400 / seconds)
+    assert rates["mfu"] == pytest.approx(4000 / seconds * 1e6 / 1e12)
+
+
 def test_truncate_keeps_records_up_to_the_checkpoint_and_skips_torn_lines(tmp_path):
     log = MetricsLog(tmp_path)
     for step in range(1, 6):
