@@ -114,8 +114,14 @@ PRESETS: dict[str, dict[str, dict]] = {
     # as fine-tuning moves from a good place and should not wreck it; a short warmup (the weights are trained
     # already); frequent evals on the held-out conversations, as small chat sets overfit within hundreds of steps.
     "sft": {
-        "train": {
+        "train": {  # all the schedule's settings, so none carries over from the run fine-tuned (e.g. Muon, WSD)
             "objective": "sft",
+            "optimizer": "adamw",
+            "schedule": "cosine",
+            "time_budget_s": 0.0,
+            "lr_decay_iters": 0,
+            "min_lr": -1.0,
+            "grad_accum": 1,
             "batch_size": 16,
             "max_iters": 600,
             "lr": 3e-4,

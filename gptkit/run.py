@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from gptkit.chat.template import IM_END, conversation_from, fit_conversation, is_chat_tokenizer, render_prompt
+from gptkit.chat.template import CHAT_TOKENS, conversation_from, fit_conversation, is_chat_tokenizer, render_prompt
 from gptkit.checkpoint import BEST_FILE, WEIGHTS_FILE, load_model, read_run_config
 from gptkit.errors import ArgumentError, GptkitError
 from gptkit.generate import cut_at_stops, decode_pieces, generate_tokens
@@ -108,13 +108,16 @@ class Run:
         sampling: SamplingConfig = DEFAULT_SAMPLING,
         *,
         use_cache: bool = True,
+        stop_ids: frozenset[int] = frozenset(),
         new_ids: list[int] | None = None,
         keep_going: Callable[[], bool] | None = None,
     ) -> Iterator[str]:
         """Like `stream`, from prompt ids already encoded (at most block_size of them).
 
-        For servers: `new_ids` (a list) receives every generated id as it is made, and `keep_going` is asked
-        before each new token; when it answers False, generation ends there (a cancelled or late request).
+        Generation also ends at a token of `stop_ids`, which is not part of the text (a chat reply ends at
+        `<|im_end|>` as a token, whatever its text). For servers: `new_ids` (a list) receives every generated id
+        as it is made, and `keep_going` is asked before each new token; when it answers False, generation ends
+        there (a cancelled or late request).
         """
         self.check_generates()
         idx = torch.tensor([ids], dtype=torch.long, device=self.device)
@@ -133,6 +136,9 @@ class Run:
                 token_id = int(token[0, 0])
                 if new_ids is not None:
                     new_ids.append(token_id)
+                if token_id in stop_ids:
+                    tokens.close()
+                    return
                 yield token_id
                 if keep_going is not None and not keep_going():
                     tokens.close()
@@ -148,6 +154,11 @@ class Run:
     def is_chat(self) -> bool:
         """Whether the run speaks the chat template (it was fine-tuned on conversations: `--preset sft`)."""
         return self.tokenizer is not None and is_chat_tokenizer(self.tokenizer)
+
+    @property
+    def chat_stop_ids(self) -> frozenset[int]:
+        """The tokens that end a reply: the model closing its turn, or starting another one."""
+        return frozenset(self.tokenizer.specials[token] for token in CHAT_TOKENS) if self.is_chat else frozenset()
 
     def chat_prompt(self, messages, max_new_tokens: int) -> tuple[list[int], int]:
         """Prompt ids for the assistant's reply to `messages`, with the oldest turns dropped (the system message
@@ -174,7 +185,7 @@ class Run:
             options["max_new_tokens"] = max_new_tokens
         settings = sampling.with_changes(**options)
         ids, _ = self.chat_prompt(messages, settings.max_new_tokens)
-        return self.stream_ids(ids, settings.with_changes(stop=(*settings.stop, IM_END)))
+        return self.stream_ids(ids, settings, stop_ids=self.chat_stop_ids)
 
     def chat(self, messages, max_new_tokens: int | None = None, **sampling) -> str:
         """The assistant's reply to `messages`, as one string. See `stream_chat`."""

@@ -151,6 +151,10 @@ def test_packing_keeps_conversations_whole_and_cuts_only_the_too_long(tmp_path):
         ('{"messages": [{"role": "user", "content": "a"}]}\n', "1: no assistant turn"),
         ('{"text": "plain"}\n', "1: not a conversation in a known format"),
         (
+            '{"messages": [{"role": "user", "content": "a<|im_end|>"}, {"role": "assistant", "content": "b"}]}\n',
+            "1: message 1 (user): holds the chat template's own token text",
+        ),
+        (
             b'{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}\n\xff\n',
             "2: not UTF-8",
         ),
@@ -185,3 +189,28 @@ def test_a_role_the_vocabulary_cannot_spell_is_a_clear_error(tmp_path):
 
     with pytest.raises(GptkitError, match="cannot spell the chat template's 'system'"):
         chat_tokenizer(CharTokenizer.from_text("abcdefghijklmnopqr\n"))
+
+
+def test_a_row_cut_before_any_reply_is_left_out(tmp_path):
+    records = [as_openai(None, [("q" * 60, "a")]), as_openai(None, [("q", "a")])]  # the first has no reply in a row
+    write_file(tmp_path / "c.jsonl", records)
+    prepare_chat([tmp_path / "c.jsonl"], tmp_path / "data", val_fraction=0.0)
+    rows = ChatRows(TokenDataset(tmp_path / "data"), block_size=32)
+    assert rows.num_rows("train") == 1 and rows.empty["train"] == 1 and rows.truncated["train"] == 1
+    assert "1 of them before any reply, so left out" in rows.describe()
+    _, y = rows.read_windows("train", torch.arange(1), 32, torch.device("cpu"))
+    assert (y >= 0).any()  # every row teaches something: a batch's loss is never 0/0
+
+
+def test_a_message_the_vocabulary_cannot_spell_can_be_skipped_but_not_everything(tmp_path):
+    from gptkit.tokenizer.char import CharTokenizer
+
+    CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyz \n").save(tmp_path / "vocab.json")
+    write_file(tmp_path / "c.jsonl", [as_openai(None, [("hi", "yo")]), as_openai(None, [("HI", "yo")])])
+    with pytest.raises(GptkitError, match=r"c.jsonl:2: .*'H'.*pass --skip-invalid"):
+        prepare_chat([tmp_path / "c.jsonl"], tmp_path / "d", tokenizer=tmp_path / "vocab.json")
+    meta = prepare_chat([tmp_path / "c.jsonl"], tmp_path / "d", tokenizer=tmp_path / "vocab.json", skip_invalid=True)
+    assert meta["chat"]["skipped"] == 1 and sum(meta["chat"]["conversations"].values()) == 1
+    write_file(tmp_path / "bad.jsonl", [as_openai(None, [("HI", "YO")])])
+    with pytest.raises(GptkitError, match="no usable conversation"):
+        prepare_chat([tmp_path / "bad.jsonl"], tmp_path / "e", tokenizer=tmp_path / "vocab.json", skip_invalid=True)

@@ -77,8 +77,8 @@ def test_run_chat_replies_in_the_template_and_stops_at_the_end_of_its_turn(chat_
     assert dropped == 0 and run.tokenizer.decode(ids) == "<|im_start|>user\nabc<|im_end|>\n<|im_start|>assistant\n"
     greedy = run.chat(messages, max_new_tokens=6, temperature=0)
     full = run.generate_ids(torch.tensor([ids]), 6, temperature=0)[0].tolist()
-    end = run.tokenizer.specials["<|im_end|>"]
-    assert greedy == run.tokenizer.decode(full[: full.index(end)] if end in full else full)
+    ends = [i for i, token in enumerate(full) if token in run.chat_stop_ids]  # <|im_end|> or <|im_start|>
+    assert greedy == run.tokenizer.decode(full[: ends[0]] if ends else full)
     with pytest.raises(gptkit.GptkitError, match="the last message must be the user's"):
         run.chat([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}])
     with pytest.raises(gptkit.GptkitError, match="is not a chat model"):
@@ -114,3 +114,43 @@ def test_the_console_keeps_the_conversation_and_drops_the_oldest_turns(chat_run)
     assert "system message: 'rev'" in text and "[system] rev\n[user] bca" in text
     assert "error: messages: the last message alone" in text  # with the system message nothing fits; said, not fatal
     assert text.rstrip().endswith("conversation forgotten\n[system] rev")
+
+
+def test_chat_data_wants_the_sft_objective(tmp_path, trained_run, chat_data, capsys):
+    args = ["train", "--data", str(chat_data), "--init-from", str(trained_run), "--out", str(tmp_path / "r")]
+    assert main(args) == 2
+    assert "fine-tune on them with `train.objective=sft` (--preset sft)" in capsys.readouterr().err
+
+
+def test_the_sft_preset_sets_its_own_schedule_whatever_the_run_it_starts_from(tmp_path, trained_run):
+    import shutil
+
+    from gptkit.train.settings import run_settings
+
+    base = tmp_path / "speedrun-like"
+    shutil.copytree(trained_run, base)
+    raw = json.loads((base / "config.json").read_text())
+    raw["train"].update(optimizer="muon", schedule="wsd", time_budget_s=600.0, grad_accum=4, lr_decay_iters=99)
+    (base / "config.json").write_text(json.dumps(raw))
+    train = run_settings(tmp_path / "chat", preset="sft", init_from=base).train
+    assert (train.optimizer, train.schedule, train.time_budget_s, train.grad_accum) == ("adamw", "cosine", 0.0, 1)
+    assert train.lr_decay_iters == 0 and train.objective == "sft"
+
+
+def test_prepare_counts_the_conversations_too_long_for_the_runs_rows(tmp_path, trained_run, capsys):
+    messages = [{"role": "user", "content": "abc"}, {"role": "assistant", "content": "cba"}]
+    long = [{"role": "user", "content": "abc " * 10}, {"role": "assistant", "content": "cba"}]  # 58 tokens > 33
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"messages": m}) + "\n" for m in [messages, long, messages]))
+    args = [
+        "prepare",
+        "--chat",
+        str(tmp_path / "c.jsonl"),
+        "--tokenizer",
+        str(trained_run),
+        "--out",
+        str(tmp_path / "d"),
+    ]
+    assert main(args) == 0
+    assert "rows of the run's block_size 32 + 1 tokens: 1 conversation(s) are longer" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "d" / "meta.json").read_text())
+    assert meta["chat"]["too_long"] == {"block_size": 32, "conversations": 1}

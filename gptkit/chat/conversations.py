@@ -19,6 +19,7 @@ from gptkit.errors import GptkitError
 from gptkit.paths import file_problem, shown
 
 ROLES = ("system", "user", "assistant")
+IM_START, IM_END = "<|im_start|>", "<|im_end|>"  # the chat template's own tokens (see template.py)
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
 
 
@@ -44,6 +45,11 @@ def check_conversation(messages: Conversation, *, need_reply: bool = True) -> No
             raise InvalidRecord(f"message {number}: unknown role {message.role!r}; use one of {', '.join(ROLES)}")
         if not isinstance(message.content, str) or not message.content:
             raise InvalidRecord(f"message {number} ({message.role}): empty content")
+        if IM_START in message.content or IM_END in message.content:
+            raise InvalidRecord(
+                f"message {number} ({message.role}): holds the chat template's own token text "
+                f"({IM_START} or {IM_END}), which would end or start a turn; remove it"
+            )
     turns = messages[1:] if messages[0].role == "system" else messages
     if any(m.role == "system" for m in turns):
         raise InvalidRecord("a system message may only come first")

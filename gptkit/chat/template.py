@@ -10,11 +10,10 @@ newline and the content counts as content. Entry points: `chat_tokenizer`, `rend
 `conversation_from` (API-style messages, checked) and `fit_conversation` (oldest turns out, system kept).
 """
 
-from gptkit.chat.conversations import ROLES, Conversation, InvalidRecord, Message, check_conversation
+from gptkit.chat.conversations import IM_END, IM_START, ROLES, Conversation, InvalidRecord, Message, check_conversation
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import with_specials
 
-IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 CHAT_TOKENS = (IM_START, IM_END)
 
 # The same template for transformers' `apply_chat_template` (Jinja), written into an export's tokenizer_config.
@@ -99,17 +98,24 @@ def conversation_from(messages) -> Conversation:
     return conversation
 
 
+class ConversationTooLong(GptkitError):
+    """Even the last message (with the system message) leaves no room for the reply in the model's window."""
+
+
 def fit_conversation(conversation: Conversation, tokenizer, budget: int) -> tuple[Conversation, int]:
     """The conversation without its oldest turns (the system message stays) so that its prompt is at most
-    `budget` tokens; returns it and how many messages were dropped."""
-    system = conversation[:1] if conversation[0].role == "system" else ()
-    turns = conversation[len(system) :]
+    `budget` tokens; returns it and how many messages were dropped. Each message is encoded once."""
+    first = 1 if conversation[0].role == "system" else 0  # the first message that may be dropped
+    sizes = [len(_message_ids(tokenizer, m)[0]) for m in conversation]
+    total = sum(sizes) + 1 + len(tokenizer.encode("assistant\n"))  # and the reply's opening
     dropped = 0
-    while len(render_prompt(system + turns, tokenizer)) > budget:
-        if len(turns) <= 1:
-            raise GptkitError(
+    while total > budget:
+        if len(conversation) - first - dropped <= 1:
+            raise ConversationTooLong(
                 f"messages: the last message alone (with the system message) is more than the {budget} tokens "
-                "the model can read before its reply; shorten it"
+                "the model can read before its reply (its window less the room kept for max_new_tokens); shorten "
+                "it, or ask for fewer new tokens"
             )
-        turns, dropped = turns[2:], dropped + 2  # a user turn and the reply to it
-    return system + turns, dropped
+        total -= sizes[first + dropped] + sizes[first + dropped + 1]  # a user turn and the reply to it
+        dropped += 2
+    return conversation[:first] + conversation[first + dropped :], dropped

@@ -1,13 +1,23 @@
 """`gptkit prepare`: text files, folders or a bundled dataset -> token shards (the work is `gptkit.data.prepare`)."""
 
 from gptkit.cli.common import TEXT_INPUTS
+from gptkit.errors import GptkitError
 
 
 def cmd_prepare_chat(args) -> None:
     from gptkit.data.chat import prepare_chat
 
+    if args.unknown_char is not None or args.field != "text":
+        raise GptkitError("prepare --chat: --unknown-char and --field are for text; conversations name their fields")
+
+    block_size = _run_block_size(args.tokenizer)
     meta = prepare_chat(
-        args.paths, args.out, tokenizer=args.tokenizer, val_fraction=args.val_fraction, skip_invalid=args.skip_invalid
+        args.paths,
+        args.out,
+        tokenizer=args.tokenizer,
+        val_fraction=args.val_fraction,
+        skip_invalid=args.skip_invalid,
+        block_size=block_size,
     )
     chat = meta["chat"]
     skipped = f", {chat['skipped']} invalid record(s) skipped" if chat["skipped"] else ""
@@ -17,9 +27,22 @@ def cmd_prepare_chat(args) -> None:
         f"({chat['supervised_tokens']['train']:,} + {chat['supervised_tokens']['val']:,} in assistant replies), "
         f"longest {chat['longest']:,} tokens, vocab {meta['vocab_size']}{skipped}"
     )
-    print(  # a conversation longer than a training row is cut to it (and counted in the training log)
-        f"train with model.block_size >= {max(chat['longest'] - 1, 1)} to keep every conversation whole"
-    )
+    if "too_long" in chat:  # the tokenizer came from a run: its rows are block_size + 1 tokens
+        cut, size = chat["too_long"]["conversations"], chat["too_long"]["block_size"]
+        fits = "all fit" if not cut else f"{cut:,} conversation(s) are longer and will be cut to a row in training"
+        print(f"rows of the run's block_size {size} + 1 tokens: {fits}")
+    else:  # a conversation longer than a training row is cut to it (and counted in the training log)
+        print(f"train with model.block_size >= {max(chat['longest'] - 1, 1)} to keep every conversation whole")
+
+
+def _run_block_size(tokenizer: str) -> int | None:
+    """The block size of the run a tokenizer path belongs to (`runs/x` or `runs/x/tokenizer.json`), if it is one."""
+    from pathlib import Path
+
+    from gptkit.checkpoint import CONFIG_FILE, read_run_config
+
+    folder = Path(tokenizer) if Path(tokenizer).is_dir() else Path(tokenizer).parent
+    return read_run_config(folder).model.block_size if (folder / CONFIG_FILE).is_file() else None
 
 
 def cmd_prepare(args) -> None:

@@ -43,7 +43,7 @@ def add_serve_command(sub) -> None:
     p = sub.add_parser(
         "serve",
         parents=[RUN, WEIGHTS, DEVICE],
-        help="serve a run over HTTP: OpenAI-style /v1/completions and a playground at /",
+        help="serve a run over HTTP: OpenAI-style /v1/completions (and /v1/chat/completions) and a playground at /",
     )
     p.add_argument("--host", default=defaults.host, help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=defaults.port, help="port (0 = any free one; the address is printed)")

@@ -8,7 +8,6 @@ dropped (the system message stays), with a note. Both leave room for the answer:
 """
 
 from gptkit.chat.conversations import Message
-from gptkit.chat.template import IM_END
 from gptkit.sampling import SamplingConfig
 
 
@@ -61,7 +60,7 @@ class ChatSession:
                 f"{dropped} messages are forgotten{', the system message kept' if self.system else ''})\n"
             )
             asked = asked[dropped:]
-        reply = stream_to(out, self.run.stream_ids(ids, sampling.with_changes(stop=(*sampling.stop, IM_END))))
+        reply = stream_to(out, self.run.stream_ids(ids, sampling, stop_ids=self.run.chat_stop_ids))
         out.write("\n")
         if reply.strip():  # an empty reply is no turn to remember
             self.messages = [*asked, Message("assistant", reply)]

@@ -61,9 +61,17 @@ def _base_tokenizer(tokenizer, conversations: list) -> object:
 
 
 def prepare_chat(
-    paths, out_dir, *, tokenizer="char", val_fraction: float = 0.1, skip_invalid: bool = False, seed: int = 0
+    paths,
+    out_dir,
+    *,
+    tokenizer="char",
+    val_fraction: float = 0.1,
+    skip_invalid: bool = False,
+    seed: int = 0,
+    block_size: int | None = None,
 ) -> dict:
-    """Render the conversations in `paths` into a chat dataset in `out_dir`; returns its manifest."""
+    """Render the conversations in `paths` into a chat dataset in `out_dir`; returns its manifest. With the
+    `block_size` it will train at, the manifest counts the conversations too long for a row (they will be cut)."""
     if not 0.0 <= val_fraction < 1.0:
         raise ArgumentError("val_fraction", "must be in [0, 1), e.g. 0.1", val_fraction)
     counts: dict = {"skipped": 0}
@@ -78,8 +86,12 @@ def prepare_chat(
     for file, line, messages in conversations:
         try:
             rendered.append(render(messages, tok))
-        except GptkitError as err:
-            raise GptkitError(f"{shown(file)}:{line}: {err}") from None
+        except GptkitError as err:  # e.g. a character the vocabulary lacks
+            if not skip_invalid:
+                raise GptkitError(f"{shown(file)}:{line}: {err}; fix it or pass --skip-invalid") from None
+            counts["skipped"] += 1
+    if not rendered:
+        raise ArgumentError("paths", f"no usable conversation in {len(files)} file(s) ({counts['skipped']} skipped)")
     order = np.random.default_rng(seed).permutation(len(rendered))
     val_count = min(len(rendered) - 1, round(len(rendered) * val_fraction)) if val_fraction else 0
     chosen = {"val": sorted(order[:val_count]), "train": sorted(order[val_count:])}
@@ -89,6 +101,9 @@ def prepare_chat(
     try:
         splits = {split: _write_split(staging, split, [rendered[i] for i in chosen[split]], tok) for split in SPLITS}
         meta = _manifest(tok, splits, files, counts["skipped"], val_fraction, rendered)
+        if block_size is not None:
+            too_long = sum(len(ids) > block_size + 1 for ids, _ in rendered)
+            meta["chat"]["too_long"] = {"block_size": block_size, "conversations": too_long}
         tok.save(staging / TOKENIZER_FILE)
         atomic_write_text(staging / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False))
         move_into(staging, out)
@@ -149,7 +164,7 @@ class ChatRows:
         self.dataset, self.path, self.name = dataset, dataset.path, dataset.name
         self.vocab_size = dataset.vocab_size
         pad = load_tokenizer(dataset.path).specials[IM_END]  # any id: padding is never a target
-        self.rows, self.truncated = {}, {}
+        self.rows, self.truncated, self.empty = {}, {}, {}
         for split in SPLITS:
             if dataset.num_tokens(split):
                 self.rows[split], self.truncated[split] = self._pack(split, block_size + 1, pad)
@@ -180,6 +195,9 @@ class ChatRows:
                 packed_ids[r, at : at + end - start] = ids[start:end]
                 packed_mask[r, at : at + end - start] = mask[start:end]
                 at += end - start
+        learns = packed_mask[:, 1:].any(axis=1)  # a row cut before any reply teaches nothing (and its loss is 0/0)
+        self.empty[split] = int((~learns).sum())
+        packed_ids, packed_mask = packed_ids[learns], packed_mask[learns]
         return (packed_ids, packed_mask), truncated
 
     def has_windows(self, split: str, block_size: int) -> bool:
@@ -213,7 +231,9 @@ class ChatRows:
 
     def describe(self) -> str:
         rows = ", ".join(f"{self.num_rows(s):,} {s}" for s in SPLITS if s in self.rows)
-        cut = sum(self.truncated.values())
-        return f"chat {self.name}: {rows} rows of whole conversations" + (
-            f"; {cut} conversation(s) longer than a row were cut to it" if cut else ""
+        cut, empty = sum(self.truncated.values()), sum(self.empty.values())
+        return (
+            f"chat {self.name}: {rows} rows of whole conversations"
+            + (f"; {cut} conversation(s) longer than a row were cut to it" if cut else "")
+            + (f", {empty} of them before any reply, so left out" if empty else "")
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from gptkit.chat.template import IM_END, JINJA_TEMPLATE, is_chat_tokenizer
+from gptkit.chat.template import IM_END, IM_START, JINJA_TEMPLATE, is_chat_tokenizer
 from gptkit.checkpoint import (
     WEIGHTS_FILE,
     load_model,
@@ -55,6 +55,8 @@ def export_hf(run_dir, out_dir, *, weights: str = "last", echo=print) -> Path:
         hf_conf.save_pretrained(staging)
         save_file(to_hf_state(model, arch), str(staging / "model.safetensors"), metadata={"format": "pt"})
         generation = {"do_sample": False, **({"bos_token_id": eos, "eos_token_id": eos} if eos is not None else {})}
+        if chat:  # a reply ends where the model closes its turn or starts another, as in gptkit
+            generation["eos_token_id"] = [eos, tokenizer.specials[IM_START]]
         (staging / "generation_config.json").write_text(json.dumps(generation, indent=1))
         if tokenizer is not None:
             template = {"chat_template": JINJA_TEMPLATE, "eos_token": IM_END} if chat else {}

@@ -7,10 +7,12 @@ byte on prepared data and on raw text.
 
 import math
 
+from gptkit.data.chat import is_chat_data
 from gptkit.data.mixture import Mixture
 from gptkit.errors import ArgumentError, GptkitError
 from gptkit.evaluate import evaluate_dataset, evaluate_text
 from gptkit.objectives.base import Objective
+from gptkit.paths import shown
 
 
 class CausalLM(Objective):
@@ -41,7 +43,15 @@ class CausalLM(Objective):
         return dataset
 
     def check_sources(self, sources: list) -> None:
-        """Refuse a set of batch sources this objective cannot train on."""
+        """Refuse a set of batch sources this objective cannot train on: chat data wants its own objective."""
+        for source in sources:
+            if is_chat_data(source.path):
+                raise ArgumentError(
+                    "data",
+                    "conversations from `prepare --chat`: fine-tune on them with `train.objective=sft` (--preset sft), "
+                    f"which learns the replies only; `train.objective`={self.name} would learn every token",
+                    shown(source.path),
+                )
 
     def evaluate(self, run, *, data=(), texts=(), split="val", max_tokens=None, context=None, whole_word=None):
         if whole_word:

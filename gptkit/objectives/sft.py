@@ -14,10 +14,11 @@ import torch
 from gptkit.chat.template import chat_tokenizer
 from gptkit.data.chat import ChatRows, is_chat_data
 from gptkit.data.dataset import open_dataset
-from gptkit.errors import GptkitError
+from gptkit.errors import ArgumentError, GptkitError
 from gptkit.evaluate import EvalResult, evaluate_text
 from gptkit.objectives.causal import CausalLM
 from gptkit.paths import shown
+from gptkit.tokenizer import load_tokenizer
 from gptkit.tokenizer.tables import token_pieces
 
 
@@ -65,7 +66,11 @@ class ChatSFT(CausalLM):
 def evaluate_chat(run, path, *, split: str = "val", batch_size: int = 16) -> EvalResult:
     """Mean loss over the assistant tokens of every conversation of a chat dataset's `split`."""
     block = run.model.config.block_size
-    rows = ChatRows(open_dataset(path, "path", flag="--data"), block)
+    dataset = open_dataset(path, "path", flag="--data")
+    if load_tokenizer(dataset.path).to_dict() != run.tokenizer.to_dict():
+        problem = f"prepared with another tokenizer than {run.run_dir}; prepare it with `--tokenizer {run.run_dir}`"
+        raise ArgumentError("path", problem, shown(path), flag="--data")
+    rows = ChatRows(dataset, block)
     if not rows.num_rows(split):
         raise GptkitError(f"{shown(path)}: no {split} conversations to evaluate on")
     run.model.eval()

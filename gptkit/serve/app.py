@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from gptkit.chat.template import IM_END
+from gptkit.chat.template import ConversationTooLong
 from gptkit.errors import GptkitError
 from gptkit.sampling import DEFAULT_SAMPLING
 from gptkit.serve.errors import ApiError
@@ -129,16 +129,20 @@ class CompletionsApp:
         chat = parse_chat_request(body, self.settings)
         self.check_model(chat.model)
         sampling = chat.sampling()
-        ids = await run_in_threadpool(chat_prompt_ids, self.run, chat.as_messages(), sampling, self.prompt_limit)
-        stop = sampling.with_changes(stop=(*sampling.stop, IM_END))  # the end of the assistant's turn
-        return await self.answer(request, chat, [ids], stop, ChatShape())
+        messages = chat.as_messages()
+        ids = await run_in_threadpool(
+            chat_prompt_ids, self.run, messages, sampling, self.prompt_limit, self.longest_token
+        )
+        return await self.answer(request, chat, [ids], sampling, ChatShape(), stop_ids=self.run.chat_stop_ids)
 
     def check_model(self, model: str | None) -> None:
         if model not in (None, self.model_id):
             message = f"model {model!r} is not served here; this server has {self.model_id!r}"
             raise ApiError(404, message, "model", "model_not_found")
 
-    async def answer(self, request, asked, prompt_ids: list[list[int]], sampling, shape) -> Response:
+    async def answer(
+        self, request, asked, prompt_ids: list[list[int]], sampling, shape, stop_ids: frozenset = frozenset()
+    ) -> Response:
         """Generate `asked.n` choices for each prompt on the worker; answer whole or as server-sent events."""
         choices = [
             Choice(p * asked.n + i, ids, None if asked.seed is None else asked.seed + i)
@@ -151,7 +155,7 @@ class CompletionsApp:
             with contextlib.suppress(RuntimeError):  # the loop is gone (shutting down): nobody to tell
                 loop.call_soon_threadsafe(events.put_nowait, event)
 
-        job = Job(choices, sampling, time.monotonic() + self.settings.timeout_s, emit)
+        job = Job(choices, sampling, time.monotonic() + self.settings.timeout_s, emit, stop_ids=stop_ids)
         self.worker.submit(job)
         meta = {"id": f"{shape.id_prefix}-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": self.model_id}
         prompt_tokens = sum(len(ids) for ids in prompt_ids)
@@ -228,20 +232,25 @@ class CompletionsApp:
             raise ApiError(401, f"{what}: send the header 'Authorization: Bearer <key>' with the server's --api-key")
 
 
-def chat_prompt_ids(run, messages: list[dict], sampling, limit: int) -> list[int]:
-    """Prompt ids for the reply to `messages`, or ApiError(400): not a chat model, a bad conversation, too long."""
+def chat_prompt_ids(run, messages: list[dict], sampling, limit: int, longest: int) -> list[int]:
+    """Prompt ids for the reply to `messages`, or ApiError(400): not a chat model, a bad conversation, too long.
+    A conversation that cannot fit is refused before it is encoded (each message takes 4 tokens or more)."""
+
+    def too_long(what: str) -> ApiError:
+        message = f"messages: {what}; send fewer or shorter messages, or a smaller max_tokens"
+        return ApiError(400, message, "messages", "context_length_exceeded")
+
+    if len(messages) * 4 > limit or sum(len(m["content"]) for m in messages) > limit * longest:
+        raise too_long(f"the conversation is longer than this server's limit of {limit} tokens")
     try:
         ids, dropped = run.chat_prompt(messages, sampling.max_new_tokens)
+    except ConversationTooLong as error:
+        raise too_long(str(error).removeprefix("messages: ")) from None
     except GptkitError as error:
         raise ApiError(400, str(error), "messages") from None
     if dropped or len(ids) > limit:
-        raise ApiError(
-            400,
-            f"messages: the conversation does not fit the model's window of {run.model.config.block_size} tokens "
-            "with room for the reply; send fewer or shorter messages, or a smaller max_tokens",
-            "messages",
-            "context_length_exceeded",
-        )
+        window = run.model.config.block_size
+        raise too_long(f"the conversation does not fit the model's window of {window} tokens with room for the reply")
     return ids
 
 

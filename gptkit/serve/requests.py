@@ -108,6 +108,11 @@ class ChatRequest(SamplingRequest):
     def refusals(self) -> list[tuple[bool, str, str]]:
         return [
             (not self.messages, "messages", "give at least one message"),
+            (
+                self.max_completion_tokens is not None and self.max_tokens != self.max_completion_tokens,
+                "max_completion_tokens",
+                "give max_tokens or max_completion_tokens, not two different ones",
+            ),
             (bool(self.logprobs) or self.top_logprobs is not None, "logprobs", "not supported by gptkit; leave it out"),
         ]
 
@@ -118,8 +123,8 @@ def _field_error(error: ValidationError) -> ApiError:
     if first["type"] == "extra_forbidden":
         return ApiError(
             400,
-            f"unknown field {'.'.join(str(part) for part in error.errors()[0]['loc'])!r}; the fields are those of "
-            "OpenAI's API (plus top_k, repetition_penalty)",
+            f"unknown or unsupported field {'.'.join(str(part) for part in error.errors()[0]['loc'])!r}; gptkit takes "
+            "OpenAI's text and sampling fields (plus top_k, repetition_penalty), not tools or response formats",
             where,
         )
     path = ".".join(str(part) for part in first["loc"]) or "body"  # e.g. messages.1.content
@@ -149,10 +154,9 @@ def parse_request(body: bytes, settings: ServeSettings, kind: type[SamplingReque
         request = kind.model_validate(data)
     except ValidationError as error:
         raise _field_error(error) from None
+    newer = getattr(request, "max_completion_tokens", None)  # chat's newer name for it
     if request.max_tokens is None:
-        request.max_tokens = getattr(request, "max_completion_tokens", None) or min(
-            _s.max_new_tokens, settings.max_tokens
-        )
+        request.max_tokens = newer or min(_s.max_new_tokens, settings.max_tokens)
     checks = [
         (request.max_tokens > settings.max_tokens, "max_tokens", f"at most {settings.max_tokens} (--max-tokens)"),
         (

@@ -39,6 +39,7 @@ class Job:
     sampling: SamplingConfig  # the request's settings; each choice brings its own seed
     deadline: float  # time.monotonic() by which the last token must be out
     emit: Callable[[tuple], None]
+    stop_ids: frozenset = frozenset()  # tokens that end a choice (a chat model's end of turn)
     cancelled: threading.Event = field(default_factory=threading.Event)
     timed_out: bool = False  # set by the handler when it gave up waiting (then `cancelled` is set too)
 
@@ -145,6 +146,7 @@ class ModelWorker:
             pieces = self.run.stream_ids(
                 choice.prompt_ids,
                 job.sampling.with_changes(seed=choice.seed),
+                stop_ids=job.stop_ids,
                 new_ids=new_ids,
                 keep_going=lambda: not (job.cancelled.is_set() or self._late(job) or self.stopping.is_set()),
             )
@@ -156,7 +158,8 @@ class ModelWorker:
                     buffered, last_emit = [], time.monotonic()
             if buffered:
                 job.emit(("text", choice.index, "".join(buffered)))
-            stopped = any(s in self.run.tokenizer.decode(new_ids) for s in job.sampling.stop if s)
+            stopped = bool(new_ids) and new_ids[-1] in job.stop_ids
+            stopped = stopped or any(s in self.run.tokenizer.decode(new_ids) for s in job.sampling.stop if s)
             if not stopped and len(new_ids) < job.sampling.max_new_tokens and (outcome := self._stopped(job)):
                 return outcome
             job.emit(("done", choice.index, "stop" if stopped else "length", len(new_ids)))

@@ -47,23 +47,33 @@ def added_tokens(specials: dict[str, int]) -> list[dict]:
     return [{"id": i, "content": s, **flags} for s, i in sorted(specials.items(), key=lambda item: item[1])]
 
 
-def char_tokenizer_json(tok: CharTokenizer) -> dict:
-    """A `tokenizer.json` for a char vocabulary: each character is a token (WordLevel), decoding joins them."""
+def tokenizer_json(specials: dict[str, int], pre_tokenizer: dict, decoder: dict, model: dict) -> dict:
+    """HF's `tokenizer.json` layout around the parts that differ between kinds of tokenizer."""
     return {
         "version": "1.0",
         "truncation": None,
         "padding": None,
-        "added_tokens": added_tokens(tok.specials),
+        "added_tokens": added_tokens(specials),
         "normalizer": None,
-        "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "[\\s\\S]"}, "behavior": "Isolated", "invert": False},
+        "pre_tokenizer": pre_tokenizer,
         "post_processor": None,
-        "decoder": {"type": "Fuse"},
-        "model": {
+        "decoder": decoder,
+        "model": model,
+    }
+
+
+def char_tokenizer_json(tok: CharTokenizer) -> dict:
+    """A `tokenizer.json` for a char vocabulary: each character is a token (WordLevel), decoding joins them."""
+    return tokenizer_json(
+        tok.specials,
+        {"type": "Split", "pattern": {"Regex": "[\\s\\S]"}, "behavior": "Isolated", "invert": False},
+        {"type": "Fuse"},
+        {
             "type": "WordLevel",
             "vocab": {c: i for i, c in enumerate(tok.chars)},
             "unk_token": tok.unknown if tok.unknown is not None else "\ufffd",  # not in vocab: unseen chars then fail
         },
-    }
+    )
 
 
 def read_hf_tokenizer(path):
@@ -108,36 +118,21 @@ def write_hf_bpe(tok: BPETokenizer, out_dir) -> list[Path]:
 
 def bpe_tokenizer_json(tok: BPETokenizer) -> dict:
     """A `tokenizer.json` for a byte-level BPE: our regex split, then GPT-2's byte-to-unicode mapping."""
-    vocab = {to_visible(data): i for i, data in enumerate(tok.token_bytes)}
-    merges = [[to_visible(tok.token_bytes[a]), to_visible(tok.token_bytes[b])] for a, b in tok.merges]
-    return {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": added_tokens(tok.specials),
-        "normalizer": None,
-        "pre_tokenizer": {
-            "type": "Sequence",
-            "pretokenizers": [
-                {"type": "Split", "pattern": {"Regex": tok.pattern}, "behavior": "Isolated", "invert": False},
-                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
-            ],
-        },
-        "post_processor": None,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
-        "model": {
-            "type": "BPE",
-            "dropout": None,
-            "unk_token": None,
-            "continuing_subword_prefix": None,
-            "end_of_word_suffix": None,
-            "fuse_unk": False,
-            "byte_fallback": False,
-            "ignore_merges": False,
-            "vocab": vocab,
-            "merges": merges,
-        },
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+    split = {"type": "Split", "pattern": {"Regex": tok.pattern}, "behavior": "Isolated", "invert": False}
+    model = {
+        "type": "BPE",
+        "dropout": None,
+        "unk_token": None,
+        "continuing_subword_prefix": None,
+        "end_of_word_suffix": None,
+        "fuse_unk": False,
+        "byte_fallback": False,
+        "ignore_merges": False,
+        "vocab": {to_visible(data): i for i, data in enumerate(tok.token_bytes)},
+        "merges": [[to_visible(tok.token_bytes[a]), to_visible(tok.token_bytes[b])] for a, b in tok.merges],
     }
+    return tokenizer_json(tok.specials, {"type": "Sequence", "pretokenizers": [split, byte_level]}, byte_level, model)
 
 
 def read_hf_bpe(path, data: dict | None = None) -> BPETokenizer:

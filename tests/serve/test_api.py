@@ -107,7 +107,7 @@ def test_twenty_concurrent_requests_equal_the_same_requests_one_at_a_time(server
         ({"prompt": "ROMEO:", "max_tokens": -3}, AUTH, 400, "max_tokens"),
         ({"prompt": "ROMEO:", "max_tokens": 10**6}, AUTH, 400, "max_tokens: at most 20000"),
         ({"prompt": "ROMEO:", "temperature": "hot"}, AUTH, 400, "temperature"),
-        ({"prompt": "ROMEO:", "max_token": 5}, AUTH, 400, "unknown field 'max_token'"),
+        ({"prompt": "ROMEO:", "max_token": 5}, AUTH, 400, "unknown or unsupported field 'max_token'"),
         ({"prompt": "ROMEO:", "logprobs": 2}, AUTH, 400, "logprobs"),
         ({"prompt": "x" * 50_000}, AUTH, 400, "more than this server's limit"),
         ({"prompt": "ROMEO: \u2603"}, AUTH, 400, "not in the model's vocabulary"),

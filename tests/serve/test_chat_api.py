@@ -67,9 +67,19 @@ def test_the_model_list_says_it_is_a_chat_model(chat_server, server):
     [
         ({"messages": [{"role": "assistant", "content": "x"}]}, "messages", "an assistant turn with no user turn"),
         ({"messages": [{"role": "user", "content": "x"}], "logprobs": True}, "logprobs", "not supported"),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "max_tokens": 3, "max_completion_tokens": 4},
+            "max_completion_tokens",
+            "not two different ones",
+        ),
+        ({"messages": [{"role": "user", "content": "x"}], "tools": []}, "tools", "not tools or response formats"),
         ({"messages": [{"role": "user", "content": 5}]}, "messages", "messages.0.content"),
         ({"messages": [{"role": "user", "content": "x" * 60}]}, "messages", "tokens the model can read"),
-        ({"messages": [{"role": "user", "content": "x"}], "temprature": 1}, "temprature", "unknown field"),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "temprature": 1},
+            "temprature",
+            "unknown or unsupported field",
+        ),
         (
             {
                 "messages": [{"role": r, "content": "abc"} for r in ("user", "assistant") * 2 + ("user",)],
@@ -124,6 +134,7 @@ def test_the_playground_chat_view_talks_to_a_chat_model(chat_server, chat_run):
             page.click("#send")
             page.wait_for_function("document.getElementById('status').className === 'error'")
             assert "does not fit the model's window" in page.locator("#status").text_content()
+            assert turns.count() == 2 and page.locator("#message").input_value() == "bca"  # back in the box
             page.click("#new_chat")
             assert turns.count() == 0
             page.click("#mode_text")
