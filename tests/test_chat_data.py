@@ -214,3 +214,19 @@ def test_a_message_the_vocabulary_cannot_spell_can_be_skipped_but_not_everything
     write_file(tmp_path / "bad.jsonl", [as_openai(None, [("HI", "YO")])])
     with pytest.raises(GptkitError, match="no usable conversation"):
         prepare_chat([tmp_path / "bad.jsonl"], tmp_path / "e", tokenizer=tmp_path / "vocab.json", skip_invalid=True)
+
+
+def test_a_bpe_token_across_the_header_and_a_reply_counts_as_reply():
+    """GPT-2's merges join the header's newline with a reply that starts with newlines ("\\n\\n"): such a token
+    is learned (mask 1), as docs/chat.md says; splitting it would break parity with apply_chat_template."""
+    from gptkit.chat.conversations import Message
+    from gptkit.chat.template import chat_tokenizer, render
+    from gptkit.tokenizer.formats import import_gpt2
+
+    fixtures = Path(__file__).parent / "fixtures" / "gpt2"
+    tok = chat_tokenizer(import_gpt2(fixtures / "encoder.json", fixtures / "vocab.bpe"))
+    ids, mask = render((Message("user", "hi"), Message("assistant", "\n\nyes")), tok)
+    pieces = [(tok.decode([i]), m) for i, m in zip(ids, mask, strict=True)]
+    start = pieces.index(("istant", 0))  # GPT-2 spells the role "ass" + "istant"
+    assert pieces[start + 1] == ("\n\n", 1)  # the header's newline and the reply's first one, together
+    assert tok.decode([i for i, m in zip(ids, mask, strict=True) if m]) == f"\n\n\nyes{IM_END}"

@@ -85,5 +85,6 @@ def evaluate_chat(run, path, *, split: str = "val", batch_size: int = 16) -> Eva
         spelled += int(lengths[y[picked].cpu()].sum())
     loss = total / max(count, 1)
     bits_per_byte = total / math.log(2) / max(spelled, 1)
-    name = f"{shown(path)} ({split}, assistant tokens)"
+    cut = rows.truncated.get(split, 0)  # conversations longer than a row: scored on what fits
+    name = f"{shown(path)} ({split}, assistant tokens{f', {cut} cut' if cut else ''})"
     return EvalResult(name, count, spelled, loss, math.exp(loss), bits_per_byte, block)
