@@ -17,7 +17,6 @@ Usage: python bench/dropout_speed.py [--pairs 4] [--steps 1] [--op-repeats 20] [
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -25,32 +24,14 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from machine import cpu_info
 from step_setup import StepSetup
 
 import gptkit.dropout
 
 PRESET = "shakespeare"
-SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "amx_tile")
 KINDS = {"gptkit": gptkit.dropout.Dropout, "torch": nn.Dropout}
 OP_FUNCTIONS = {"gptkit": gptkit.dropout.dropout, "torch": lambda x, p: F.dropout(x, p, training=True)}
-
-
-def cpu_info() -> dict:
-    """The CPU model and its SIMD flags from /proc/cpuinfo, and the kernels PyTorch picked for it."""
-    model, flags = platform.processor() or platform.machine(), []
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            for line in file:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    present = set(value.split())
-                    flags = [flag for flag in SIMD_FLAGS if flag in present]
-                    break
-    except OSError:
-        pass
-    return {"cpu": model, "simd_flags": flags, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 _in_dropout_s = [0.0]  # wall-clock seconds spent inside dropout modules' forward, summed

@@ -10,6 +10,8 @@ decay to 1e-4 at step 2000, gradient clipping at 1.0, windows at uniform random 
 the characters. It then scores the last 10% the way `bench/speedrun.py` does (every val token once, in
 windows of block_size + 1), so its per-seed figures compare with `bench/speedrun.py --preset cpu-baby
 --iters 2000` seed for seed in distribution (the random streams differ, so not run for run).
+Its step is importable for side-by-side speed benchmarks (`bench/train_speed.py`): `ReferenceStep(shape, vocab)`
+builds the same recipe at any `Shape` (layers, heads, width, block, batch, dropout).
 Usage: python experiments/nanogpt_reference.py [--seeds 5] [--iters 2000]   (prints one JSON line)
 """
 
@@ -17,6 +19,7 @@ import argparse
 import json
 import math
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,46 +27,64 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 TEXT = Path(__file__).resolve().parents[1] / "gptkit" / "data" / "tinyshakespeare.txt"
-LAYERS, HEADS, WIDTH, BLOCK, BATCH = 4, 4, 128, 64, 12
 LR, MIN_LR, WARMUP, BETA2, WEIGHT_DECAY, CLIP = 1e-3, 1e-4, 100, 0.99, 0.1, 1.0
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The recipe's model and batch; the defaults are nanoGPT's CPU recipe (gptkit's `cpu-baby`)."""
+
+    layers: int = 4
+    heads: int = 4
+    width: int = 128
+    block: int = 64
+    batch: int = 12
+    dropout: float = 0.0
+
+
+CPU_RECIPE = Shape()
 
 
 class Layer(nn.Module):
     """Pre-norm block: x + attention(norm(x)), then x + GELU MLP(norm(x)); no biases anywhere."""
 
-    def __init__(self):
+    def __init__(self, shape: Shape = CPU_RECIPE):
         super().__init__()
-        self.norm1 = nn.LayerNorm(WIDTH, bias=False)
-        self.qkv = nn.Linear(WIDTH, 3 * WIDTH, bias=False)
-        self.attn_out = nn.Linear(WIDTH, WIDTH, bias=False)
-        self.norm2 = nn.LayerNorm(WIDTH, bias=False)
-        self.up = nn.Linear(WIDTH, 4 * WIDTH, bias=False)
-        self.down = nn.Linear(4 * WIDTH, WIDTH, bias=False)
+        width = shape.width
+        self.heads, self.dropout = shape.heads, shape.dropout
+        self.norm1 = nn.LayerNorm(width, bias=False)
+        self.qkv = nn.Linear(width, 3 * width, bias=False)
+        self.attn_out = nn.Linear(width, width, bias=False)
+        self.norm2 = nn.LayerNorm(width, bias=False)
+        self.up = nn.Linear(width, 4 * width, bias=False)
+        self.down = nn.Linear(4 * width, width, bias=False)
+        self.drop = nn.Dropout(shape.dropout)
 
     def forward(self, x):
         B, T, C = x.shape
         q, k, v = self.qkv(self.norm1(x)).split(C, dim=2)
-        q, k, v = (t.view(B, T, HEADS, C // HEADS).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, C)
-        x = x + self.attn_out(y)
-        return x + self.down(F.gelu(self.up(self.norm2(x))))
+        q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True).transpose(1, 2).reshape(B, T, C)
+        x = x + self.drop(self.attn_out(y))
+        return x + self.drop(self.down(F.gelu(self.up(self.norm2(x)))))
 
 
 class ReferenceGPT(nn.Module):
-    def __init__(self, vocab: int):
+    def __init__(self, vocab: int, shape: Shape = CPU_RECIPE):
         super().__init__()
-        self.tokens = nn.Embedding(vocab, WIDTH)
-        self.positions = nn.Embedding(BLOCK, WIDTH)
-        self.layers = nn.ModuleList(Layer() for _ in range(LAYERS))
-        self.norm = nn.LayerNorm(WIDTH, bias=False)
-        self.head = nn.Linear(WIDTH, vocab, bias=False)
+        self.tokens = nn.Embedding(vocab, shape.width)
+        self.positions = nn.Embedding(shape.block, shape.width)
+        self.layers = nn.ModuleList(Layer(shape) for _ in range(shape.layers))
+        self.norm = nn.LayerNorm(shape.width, bias=False)
+        self.head = nn.Linear(shape.width, vocab, bias=False)
         self.head.weight = self.tokens.weight  # tied
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, 0.0, 0.02)
         for layer in self.layers:  # projections into the residual stream (GPT-2, section 2.3)
             for proj in (layer.attn_out, layer.down):
-                nn.init.normal_(proj.weight, 0.0, 0.02 / math.sqrt(2 * LAYERS))
+                nn.init.normal_(proj.weight, 0.0, 0.02 / math.sqrt(2 * shape.layers))
 
     def forward(self, idx, targets):
         x = self.tokens(idx) + self.positions.weight[: idx.size(1)]
@@ -80,27 +101,43 @@ def lr_at(it: int, iters: int) -> float:
     return MIN_LR + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (LR - MIN_LR)
 
 
+class ReferenceStep:
+    """The recipe's model and AdamW at `shape`; `step(train, lr)` is one training step on random windows."""
+
+    def __init__(self, vocab: int, shape: Shape = CPU_RECIPE, device: str = "cpu"):
+        self.shape = shape
+        self.model = ReferenceGPT(vocab, shape).to(device)
+        matrices = [p for p in self.model.parameters() if p.dim() >= 2]
+        vectors = [p for p in self.model.parameters() if p.dim() < 2]
+        groups = [{"params": matrices, "weight_decay": WEIGHT_DECAY}, {"params": vectors, "weight_decay": 0.0}]
+        self.optimizer = torch.optim.AdamW(groups, lr=LR, betas=(0.9, BETA2))
+
+    def step(self, train: torch.Tensor, lr: float = LR) -> torch.Tensor:
+        """One step on `shape.batch` windows at uniform random offsets of `train`; returns the loss (no sync)."""
+        block = self.shape.block
+        starts = torch.randint(len(train) - block, (self.shape.batch,))
+        rows = torch.stack([train[s : s + block + 1] for s in starts.tolist()]).to(self.model.tokens.weight.device)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss = self.model(rows[:, :-1], rows[:, 1:]).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), CLIP)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+
 def train_and_score(train, val, vocab: int, seed: int, iters: int) -> float:
     torch.manual_seed(seed)
-    model = ReferenceGPT(vocab)
-    matrices = [p for p in model.parameters() if p.dim() >= 2]
-    vectors = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": matrices, "weight_decay": WEIGHT_DECAY}, {"params": vectors, "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=LR, betas=(0.9, BETA2))
+    reference = ReferenceStep(vocab)
+    model = reference.model
     for it in range(iters):
-        starts = torch.randint(len(train) - BLOCK, (BATCH,))
-        rows = torch.stack([train[s : s + BLOCK + 1] for s in starts.tolist()])
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(it, iters)
-        model(rows[:, :-1], rows[:, 1:]).mean().backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        reference.step(train, lr_at(it, iters))
     model.eval()
     total, count = 0.0, 0
-    with torch.no_grad():  # every val token after the first, in consecutive windows of BLOCK + 1
-        for start in range(0, len(val) - 1, BLOCK):
-            window = val[start : start + BLOCK + 1][None]
+    with torch.no_grad():  # every val token after the first, in consecutive windows of CPU_RECIPE.block + 1
+        for start in range(0, len(val) - 1, CPU_RECIPE.block):
+            window = val[start : start + CPU_RECIPE.block + 1][None]
             losses = model(window[:, :-1], window[:, 1:])
             total, count = total + losses.sum().item(), count + losses.numel()
     return total / count

@@ -63,7 +63,7 @@ def test_import_gives_the_same_logits_and_greedy_text(kind, tied, tmp_path):
     model = hf_model(kind, tied)
     model.save_pretrained(tmp_path / "hf")
     import_hf(tmp_path / "hf", tmp_path / "run", echo=lambda line: None)
-    run = gptkit.load(tmp_path / "run")
+    run = gptkit.load(tmp_path / "run", device="cpu")  # compared with HF on the CPU
     assert run.tokenizer is None  # a folder without tokenizer files: weights alone
     assert run.config.model.tie_embeddings == tied
     ours_vs_hf(run.model, model)
@@ -292,7 +292,7 @@ def test_older_and_odd_configs(tmp_path):
     raw.pop("attention_bias", None), raw.pop("mlp_bias", None)  # configs saved by older transformers lack them
     (tmp_path / "llama" / "config.json").write_text(json.dumps(raw))
     import_hf(tmp_path / "llama", tmp_path / "run", echo=lambda line: None)
-    ours_vs_hf(gptkit.load(tmp_path / "run").model, model)
+    ours_vs_hf(gptkit.load(tmp_path / "run", device="cpu").model, model)  # HF runs on the CPU
 
     hf_model("gpt2", tied=True).save_pretrained(tmp_path / "gpt2")
     raw = json.loads((tmp_path / "gpt2" / "config.json").read_text())
