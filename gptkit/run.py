@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from gptkit.chat.template import CHAT_TOKENS, conversation_from, fit_conversation, is_chat_tokenizer, render_prompt
+from gptkit.chat.template import CHAT_TOKENS, conversation_from, fitted_prompt, is_chat_tokenizer
 from gptkit.checkpoint import BEST_FILE, WEIGHTS_FILE, load_model, read_run_config
 from gptkit.errors import ArgumentError, GptkitError
 from gptkit.generate import cut_at_stops, decode_pieces, generate_tokens
@@ -87,9 +87,7 @@ class Run:
             use_cache: keep past keys/values (fast); False recomputes the window at every step.
         Arguments and the prompt are checked here, before the first piece is asked for.
         """
-        if max_new_tokens is not None:
-            options["max_new_tokens"] = max_new_tokens
-        settings = sampling.with_changes(**options)
+        settings = _settings(sampling, max_new_tokens, options)
         self.check_generates()
         return self.stream_ids(self.encode_prompt(prompt), settings, use_cache=use_cache)
 
@@ -171,19 +169,14 @@ class Run:
             )
         block_size = self.model.config.block_size
         conversation = conversation_from(messages)
-        fitted, dropped = fit_conversation(
-            conversation, self.tokenizer, block_size - min(max_new_tokens, block_size // 2)
-        )
-        return render_prompt(fitted, self.tokenizer), dropped
+        return fitted_prompt(conversation, self.tokenizer, block_size - min(max_new_tokens, block_size // 2))
 
     def stream_chat(
         self, messages, max_new_tokens: int | None = None, *, sampling: SamplingConfig = DEFAULT_SAMPLING, **options
     ) -> Iterator[str]:
         """Yield the assistant's reply to `messages` (`[{"role": "user", "content": "..."}, ...]`) as it is
         generated; it ends where the model closes its turn (`<|im_end|>`). Options as for `stream`."""
-        if max_new_tokens is not None:
-            options["max_new_tokens"] = max_new_tokens
-        settings = sampling.with_changes(**options)
+        settings = _settings(sampling, max_new_tokens, options)
         ids, _ = self.chat_prompt(messages, settings.max_new_tokens)
         return self.stream_ids(ids, settings, stop_ids=self.chat_stop_ids)
 
@@ -207,9 +200,7 @@ class Run:
         left-padded prompts of different lengths; `gptkit.generate.generate_tokens` yields them one at a time.
         """
         self.check_generates()
-        if max_new_tokens is not None:
-            options["max_new_tokens"] = max_new_tokens
-        settings = sampling.with_changes(**options)
+        settings = _settings(sampling, max_new_tokens, options)
         if settings.stop:
             raise GptkitError(
                 "generate_ids: `stop` works on text; use run.stream / run.generate, or stop on ids yourself"
@@ -226,6 +217,13 @@ class Run:
         )
         new = list(tokens)
         return torch.cat(new, dim=1) if new else idx.new_zeros((idx.size(0), 0))
+
+
+def _settings(sampling: SamplingConfig, max_new_tokens: int | None, options: dict) -> SamplingConfig:
+    """`sampling` with the keyword options of a call (and its positional max_new_tokens) applied, checked."""
+    if max_new_tokens is not None:
+        options = {**options, "max_new_tokens": max_new_tokens}
+    return sampling.with_changes(**options)
 
 
 def load_run(run_dir, *, weights: str = "last", device: str = "auto") -> Run:

@@ -86,13 +86,14 @@ def test_run_chat_replies_in_the_template_and_stops_at_the_end_of_its_turn(chat_
 
 
 def test_the_oldest_turns_go_first_and_the_system_message_stays():
-    from gptkit.chat.template import chat_tokenizer, conversation_from, fit_conversation, render_prompt
+    from gptkit.chat.template import chat_tokenizer, conversation_from, fit_conversation, fitted_prompt, render_prompt
     from gptkit.tokenizer.char import CharTokenizer
 
     tok = chat_tokenizer(CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyz\n"))
     turns = [("system", "be"), ("user", "one"), ("assistant", "two"), ("user", "three"), ("assistant", "four")]
     conversation = conversation_from([{"role": r, "content": c} for r, c in [*turns, ("user", "five")]])
     kept, dropped = fit_conversation(conversation, tok, len(render_prompt(conversation, tok)) - 1)
+    assert fitted_prompt(conversation, tok, len(render_prompt(conversation, tok)) - 1) == (render_prompt(kept, tok), 2)
     assert dropped == 2 and [m.content for m in kept] == ["be", "three", "four", "five"]
     with pytest.raises(gptkit.GptkitError, match="the last message alone"):
         fit_conversation(conversation, tok, 10)

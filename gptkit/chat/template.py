@@ -71,8 +71,11 @@ def render(messages: Conversation, tokenizer) -> tuple[list[int], list[int]]:
 
 def render_prompt(messages: Conversation, tokenizer) -> list[int]:
     """Ids of the conversation so far followed by `<|im_start|>assistant\\n`: where the model writes its reply."""
-    ids = render(messages, tokenizer)[0]
-    return [*ids, tokenizer.specials[IM_START], *tokenizer.encode("assistant\n")]
+    return render(messages, tokenizer)[0] + _reply_opening(tokenizer)
+
+
+def _reply_opening(tokenizer) -> list[int]:
+    return [tokenizer.specials[IM_START], *tokenizer.encode("assistant\n")]
 
 
 def render_text(messages: Conversation, *, add_generation_prompt: bool = False) -> str:
@@ -102,20 +105,37 @@ class ConversationTooLong(GptkitError):
     """Even the last message (with the system message) leaves no room for the reply in the model's window."""
 
 
-def fit_conversation(conversation: Conversation, tokenizer, budget: int) -> tuple[Conversation, int]:
-    """The conversation without its oldest turns (the system message stays) so that its prompt is at most
-    `budget` tokens; returns it and how many messages were dropped. Each message is encoded once."""
-    first = 1 if conversation[0].role == "system" else 0  # the first message that may be dropped
-    sizes = [len(_message_ids(tokenizer, m)[0]) for m in conversation]
-    total = sum(sizes) + 1 + len(tokenizer.encode("assistant\n"))  # and the reply's opening
-    dropped = 0
+def _messages_to_drop(sizes: list[int], first: int, opening: int, budget: int) -> int:
+    """How many of the oldest turns (after the first `first` messages) to drop so that messages of `sizes`
+    tokens plus the reply's `opening` fit `budget`; whole exchanges go, a user turn and the reply to it."""
+    total, dropped = sum(sizes) + opening, 0
     while total > budget:
-        if len(conversation) - first - dropped <= 1:
+        if len(sizes) - first - dropped <= 1:
             raise ConversationTooLong(
                 f"messages: the last message alone (with the system message) is more than the {budget} tokens "
                 "the model can read before its reply (its window less the room kept for max_new_tokens); shorten "
                 "it, or ask for fewer new tokens"
             )
-        total -= sizes[first + dropped] + sizes[first + dropped + 1]  # a user turn and the reply to it
+        total -= sizes[first + dropped] + sizes[first + dropped + 1]
         dropped += 2
+    return dropped
+
+
+def fit_conversation(conversation: Conversation, tokenizer, budget: int) -> tuple[Conversation, int]:
+    """The conversation without its oldest turns (the system message stays) so that its prompt is at most
+    `budget` tokens; returns it and how many messages were dropped. Each message is encoded once."""
+    first = 1 if conversation[0].role == "system" else 0  # the first message that may be dropped
+    sizes = [len(_message_ids(tokenizer, m)[0]) for m in conversation]
+    dropped = _messages_to_drop(sizes, first, len(_reply_opening(tokenizer)), budget)
     return conversation[:first] + conversation[first + dropped :], dropped
+
+
+def fitted_prompt(conversation: Conversation, tokenizer, budget: int) -> tuple[list[int], int]:
+    """`render_prompt` of `fit_conversation`'s conversation, from one encoding of each message; and how many
+    messages were dropped."""
+    first = 1 if conversation[0].role == "system" else 0
+    pieces = [_message_ids(tokenizer, m)[0] for m in conversation]
+    opening = _reply_opening(tokenizer)
+    dropped = _messages_to_drop([len(p) for p in pieces], first, len(opening), budget)
+    kept = pieces[:first] + pieces[first + dropped :]
+    return [token for piece in kept for token in piece] + opening, dropped
