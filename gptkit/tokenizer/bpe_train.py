@@ -2,7 +2,8 @@
 
 Reads what `gptkit prepare` reads (`gptkit.sources`: files, folders, `.jsonl` records, `.gz`, bundled names).
 
-1. Count each distinct pre-split chunk once, with its frequency (text is streamed in blocks, never whole).
+1. Count each distinct pre-split chunk once, with its frequency (text is streamed in blocks, never whole;
+   big corpora are counted on every core: `gptkit.tokenizer.counting`).
 2. Count adjacent token pairs over the distinct chunks (weighted by frequency), remembering which chunks
    hold each pair.
 3. Repeatedly merge the most frequent pair: only the chunks that contain it are rewritten, and only the
@@ -13,7 +14,7 @@ merges, earlier-made tokens after that, so training is deterministic. Entry poin
 
 import heapq
 import warnings
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,16 +22,9 @@ from tqdm import tqdm
 
 from gptkit.errors import ArgumentError, GptkitError
 from gptkit.sources import Source, iter_documents, resolve_sources
-from gptkit.tokenizer.bpe import BPETokenizer, gpt2_byte_ids, merge_pair
-from gptkit.tokenizer.patterns import iter_chunks, resolve_pattern
-
-
-def count_chunks(documents: Iterable[Iterable[str]], pattern: str, specials: list[str]) -> Counter:
-    """Frequency of each distinct chunk (as UTF-8 bytes) over all documents."""
-    counts: Counter = Counter()
-    for chunks in iter_chunks(documents, pattern, specials):
-        counts.update(chunks)
-    return Counter({chunk.encode("utf-8"): n for chunk, n in counts.items()})
+from gptkit.tokenizer.bpe import BPETokenizer, gpt2_byte_ids
+from gptkit.tokenizer.counting import count_chunks, default_workers
+from gptkit.tokenizer.patterns import resolve_pattern
 
 
 def learn_merges(chunk_counts: dict[bytes, int], num_merges: int, progress: bool | None = None) -> list[tuple]:
@@ -42,12 +36,12 @@ def learn_merges(chunk_counts: dict[bytes, int], num_merges: int, progress: bool
     """
     words = [list(chunk) for chunk in chunk_counts]  # byte values are the first 256 token ids
     freqs = list(chunk_counts.values())
-    pair_counts: dict[tuple[int, int], int] = {}
-    where: dict[tuple[int, int], set[int]] = {}
+    pair_counts: defaultdict[tuple[int, int], int] = defaultdict(int)
+    where: defaultdict[tuple[int, int], set[int]] = defaultdict(set)  # may list chunks that lost the pair
     for index, (word, freq) in enumerate(zip(words, freqs)):
         for pair in zip(word, word[1:]):
-            pair_counts[pair] = pair_counts.get(pair, 0) + freq
-            where.setdefault(pair, set()).add(index)
+            pair_counts[pair] += freq
+            where[pair].add(index)
     heap = [(-count, pair) for pair, count in pair_counts.items()]
     heapq.heapify(heap)
 
@@ -65,21 +59,48 @@ def learn_merges(chunk_counts: dict[bytes, int], num_merges: int, progress: bool
         new_id = 256 + len(merges)
         merges.append(pair)
         bar.update(1)
-        touched = set()
         left, right = pair
+        made = set()  # pairs holding new_id, pushed on the heap once their counts are final
+        # Rewrite each chunk holding the pair (non-overlapping, left to right), changing only the counts of the
+        # pairs beside each occurrence rather than recounting the chunk: this loop is where training spends
+        # its time, so it is written inline, without a call per chunk.
         for index in where.pop(pair):
             word, freq = words[index], freqs[index]
-            merged = merge_pair(word, left, right, new_id)
-            for old in zip(word, word[1:]):
-                pair_counts[old] -= freq
-            for new in zip(merged, merged[1:]):
-                pair_counts[new] = pair_counts.get(new, 0) + freq
-                if new_id in new:
-                    touched.add(new)
-                where.setdefault(new, set()).add(index)
-            words[index] = merged
+            n = len(word)
+            merged: list[int] = []
+            start = 0  # word[start:] is not copied into `merged` yet
+            try:
+                i = word.index(left)
+                while i < n - 1:
+                    if word[i + 1] != right:
+                        i = word.index(left, i + 1)
+                        continue
+                    merged.extend(word[start:i])
+                    if merged:  # (before, left) -> (before, new); before is new_id if an occurrence ends here
+                        before = merged[-1]
+                        pair_counts[(right if before == new_id else before, left)] -= freq
+                        new = (before, new_id)
+                        pair_counts[new] += freq
+                        where[new].add(index)
+                        made.add(new)
+                    if i + 2 < n:  # (right, after) -> (new, after), unless `after` starts the next occurrence
+                        after = word[i + 2]
+                        if not (after == left and i + 3 < n and word[i + 3] == right):
+                            pair_counts[(right, after)] -= freq
+                            new = (new_id, after)
+                            pair_counts[new] += freq
+                            where[new].add(index)
+                            made.add(new)
+                    merged.append(new_id)
+                    start = i + 2
+                    i = word.index(left, start)
+            except ValueError:  # no `left` after i: no more occurrences
+                pass
+            if start:
+                merged.extend(word[start:])
+                words[index] = merged
         del pair_counts[pair]
-        for new in touched:
+        for new in made:
             heapq.heappush(heap, (-pair_counts[new], new))
     bar.close()
     return merges
@@ -112,7 +133,7 @@ def train_bpe(
         total=total, desc="counting", unit="B", unit_scale=True, disable=None if progress is None else not progress
     ) as bar:
         documents = (doc for source in sources for doc in _read_counting(source, text_field, bar.update))
-        chunk_counts = count_chunks(documents, regex_pattern, specials)
+        chunk_counts = count_chunks(documents, regex_pattern, specials, workers=default_workers(total))
     if not chunk_counts:
         raise GptkitError("tokenizer train: the corpus has no text outside special tokens; pass real text")
     wanted = vocab_size - 256 - len(specials)

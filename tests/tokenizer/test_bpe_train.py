@@ -8,7 +8,8 @@ from tokenizer.conftest import KOREAN
 from gptkit import sources
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import patterns
-from gptkit.tokenizer.bpe_train import count_chunks, learn_merges, train_bpe
+from gptkit.tokenizer.bpe_train import learn_merges, train_bpe
+from gptkit.tokenizer.counting import count_chunks
 from gptkit.tokenizer.patterns import GPT4_PATTERN
 
 
@@ -157,3 +158,21 @@ def test_bad_training_input_is_a_one_line_error(tmp_path, kwargs, content, expec
     with pytest.raises(GptkitError, match=expected) as err:
         train_bpe([corpus], vocab_size, progress=False, **kwargs)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
+def test_counting_in_worker_processes_gives_exactly_the_single_process_counts(pattern, shakespeare_text):
+    import random
+
+    from tokenizer.conftest import read_exact
+
+    from gptkit.tokenizer import counting
+
+    rng = random.Random(1)
+    mixed = "".join(rng.choice(PIECES) for _ in range(4000))  # contractions, runs of spaces, specials, emoji
+    documents = [[shakespeare_text[:200_000]], [read_exact(KOREAN[0]), read_exact(KOREAN[1])], [mixed], [""]]
+    assert len(list(counting._pieces(documents, 2000))) > 100  # the text really is cut in many places
+    regex_pattern = patterns.PATTERNS[pattern]
+    one_process = count_chunks(documents, regex_pattern, ["<|endoftext|>"])
+    workers = count_chunks(documents, regex_pattern, ["<|endoftext|>"], workers=2, piece_chars=2000)
+    assert workers == one_process
