@@ -4,11 +4,13 @@ Models: `cpu-baby` (0.8M parameters, 65-token vocabulary) and `gpt2` (124M, 50,2
 weights, float32, batch 1 and 8, greedy. `kv_speedup_gpt2_512` is cached vs recompute tokens/s for 512 new
 tokens on `gpt2`. `vs_hf` runs gptkit's public API (`Run.generate_ids`) and `transformers`' `generate` on the
 same weights (our model converted to GPT2LMHeadModel), greedy, the same new tokens, alternating in this
-process: both tokens/s and their ratio. The machine is recorded (`bench/machine.py`).
+process: both tokens/s and their ratio, and the same for gptkit with int8 weights (`quantize="int8"`).
+The machine is recorded (`bench/machine.py`).
 Usage: python bench/generate_speed.py [--quick]
 """
 
 import argparse
+import copy
 import json
 import statistics
 import time
@@ -20,6 +22,7 @@ from machine import machine
 from gptkit.config import RunConfig, resolve_config
 from gptkit.generate import generate_tokens
 from gptkit.model import GPT
+from gptkit.quantize import quantize_model
 
 
 def build(preset: str, vocab_size: int) -> GPT:
@@ -49,12 +52,17 @@ def versus_hf(model: GPT, batch: int, new_tokens: int, rounds: int) -> dict:
     hf = GPT2LMHeadModel(hf_config(model.config, arch, None)).eval()
     missing, unexpected = hf.load_state_dict(to_hf_state(model, arch), strict=False)
     assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)  # the tied head only
-    run = Run(Path("."), model, None, RunConfig(model=model.config), torch.device("cpu"))
+    cpu = torch.device("cpu")
+    run = Run(Path("."), model, None, RunConfig(model=model.config), cpu)
+    int8 = Run(Path("."), quantize_model(copy.deepcopy(model), "int8", cpu), None, RunConfig(model=model.config), cpu)
     prompt = torch.randint(0, model.config.vocab_size, (batch, 16))
     mask = torch.ones_like(prompt)
 
     def ours() -> None:
         run.generate_ids(prompt, new_tokens, temperature=0)
+
+    def ours_int8() -> None:
+        int8.generate_ids(prompt, new_tokens, temperature=0)
 
     def theirs() -> None:
         hf.generate(
@@ -70,17 +78,22 @@ def versus_hf(model: GPT, batch: int, new_tokens: int, rounds: int) -> dict:
     same = run.generate_ids(prompt, 8, temperature=0)  # the same weights, so the same greedy tokens
     hf_ids = hf.generate(prompt, attention_mask=mask, max_new_tokens=8, do_sample=False, pad_token_id=0)
     assert torch.equal(same, hf_ids[:, prompt.size(1) :]), "the converted model does not match ours"
-    times: dict = {"gptkit": [], "hf": []}
+    agree = (int8.generate_ids(prompt, 8, temperature=0) == same).float().mean().item()
+    times: dict = {"gptkit": [], "gptkit_int8": [], "hf": []}
+    sides = (("gptkit", ours), ("gptkit_int8", ours_int8), ("hf", theirs))
     for repeat in range(rounds):
-        for name, generate in list((("gptkit", ours), ("hf", theirs)))[:: 1 if repeat % 2 == 0 else -1]:
+        for name, generate in sides[:: 1 if repeat % 2 == 0 else -1]:
             began = time.perf_counter()
             generate()
             times[name].append(time.perf_counter() - began)
     rates = {name: batch * new_tokens / statistics.median(t) for name, t in times.items()}
     return {
         "gptkit_tok_s": round(rates["gptkit"], 1),
+        "gptkit_int8_tok_s": round(rates["gptkit_int8"], 1),
         "hf_tok_s": round(rates["hf"], 1),
         "ratio": round(rates["gptkit"] / rates["hf"], 2),
+        "int8_ratio": round(rates["gptkit_int8"] / rates["hf"], 2),
+        "int8_greedy_tokens_as_float32": agree,  # of the first 8 (random weights: near-ties are common)
     }
 
 

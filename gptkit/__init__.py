@@ -23,11 +23,11 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'gptkit' has no attribute {name!r}")
 
 
-def load(run_dir, *, weights: str = "last", device: str = "auto"):
-    """Load a trained run directory for use: see `gptkit.run.Run`."""
+def load(run_dir, *, weights: str = "last", device: str = "auto", quantize: str = "none"):
+    """Load a trained run directory for use: see `gptkit.run.Run` (`quantize="int8"`: `gptkit.quantize`)."""
     from gptkit.run import load_run
 
-    return load_run(run_dir, weights=weights, device=device)
+    return load_run(run_dir, weights=weights, device=device, quantize=quantize)
 
 
 def load_tokenizer(path):

@@ -18,6 +18,7 @@ from gptkit.errors import ArgumentError, GptkitError
 from gptkit.generate import cut_at_stops, decode_pieces, generate_tokens
 from gptkit.model import GPT
 from gptkit.objectives import Objective, objective_for
+from gptkit.quantize import quantize_model
 from gptkit.runtime import pick_device
 from gptkit.sampling import DEFAULT_SAMPLING, SamplingConfig
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
@@ -226,8 +227,9 @@ def _settings(sampling: SamplingConfig, max_new_tokens: int | None, options: dic
     return sampling.with_changes(**options)
 
 
-def load_run(run_dir, *, weights: str = "last", device: str = "auto") -> Run:
-    """Load `run_dir` (written by `gptkit train`) with its `last` or `best` (lowest val loss) weights."""
+def load_run(run_dir, *, weights: str = "last", device: str = "auto", quantize: str = "none") -> Run:
+    """Load `run_dir` (written by `gptkit train`) with its `last` or `best` (lowest val loss) weights;
+    `quantize="int8"` holds the linear layers' weights in int8 for faster CPU generation (`gptkit.quantize`)."""
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     if weights not in WEIGHT_CHOICES:
@@ -240,5 +242,5 @@ def load_run(run_dir, *, weights: str = "last", device: str = "auto") -> Run:
             "val split have none); use weights='last' (--weights last)"
         )
     model = load_model(run_dir, config, WEIGHT_CHOICES[weights])
-    model.to(target).eval()
+    model = quantize_model(model.to(target).eval(), quantize, target)
     return Run(run_dir, model, tokenizer, config, target)

@@ -9,7 +9,7 @@ import gptkit
 PACKAGE = Path(gptkit.__file__).parent
 LAYERS = [
     {"errors"},
-    {"atomic", "paths", "presets", "dropout", "runtime"},
+    {"atomic", "paths", "presets", "dropout", "runtime", "quantize"},
     {"config", "sampling", "sources"},
     {"tokenizer", "model"},
     {"memory", "chat"},

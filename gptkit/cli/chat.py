@@ -10,7 +10,7 @@ sampling)`, `add_chat_command`.
 import sys
 from collections.abc import Callable
 
-from gptkit.cli.common import DEVICE, RUN, SAMPLING, WEIGHTS, sampling_from
+from gptkit.cli.common import DEVICE, QUANTIZE, RUN, SAMPLING, WEIGHTS, sampling_from
 from gptkit.cli.sessions import ChatSession, TextSession
 from gptkit.errors import ArgumentError, GptkitError
 from gptkit.sampling import SamplingConfig
@@ -137,7 +137,7 @@ def cmd_chat(args) -> None:
     from gptkit.run import load_run
 
     sampling = sampling_from(args)  # a bad option fails before the model is loaded
-    run = load_run(args.run, weights=args.weights, device=args.device or "auto")
+    run = load_run(args.run, weights=args.weights, device=args.device or "auto", quantize=args.quantize)
     run.check_generates()
     chat(run, sampling)
 
@@ -145,7 +145,7 @@ def cmd_chat(args) -> None:
 def add_chat_command(sub) -> None:
     p = sub.add_parser(
         "chat",
-        parents=[RUN, SAMPLING, WEIGHTS, DEVICE],
+        parents=[RUN, SAMPLING, WEIGHTS, DEVICE, QUANTIZE],
         help="talk to a trained run in an interactive console (/help inside)",
     )
     p.set_defaults(func=cmd_chat)

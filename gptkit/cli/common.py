@@ -1,6 +1,6 @@
 """What several commands share: their common options as parent parsers, and the sampling settings they read.
 
-A command lists the groups it takes (`parents=[RUN, WEIGHTS, DEVICE, SAMPLING]`), so a flag is declared
+A command lists the groups it takes (`parents=[RUN, WEIGHTS, DEVICE, QUANTIZE, SAMPLING]`), so a flag is declared
 once with one help text and one default: the sampling defaults are `SamplingConfig`'s. No logic beyond that.
 """
 
@@ -23,6 +23,10 @@ WEIGHTS.add_argument("--weights", default="last", choices=["last", "best"], help
 
 DEVICE = _group()
 DEVICE.add_argument("--device", default=None, help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:N, mps")
+QUANTIZE = _group()  # for the commands that only run a model; the library checks the value (`gptkit.quantize`)
+QUANTIZE.add_argument(
+    "--quantize", default="none", help="none (default) or int8: int8 weights, faster generation on the CPU"
+)
 
 TEXT_INPUTS = _group()  # what `prepare` and `tokenizer train` read, through one reader (gptkit.sources)
 TEXT_INPUTS.add_argument(

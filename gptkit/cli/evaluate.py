@@ -2,7 +2,7 @@
 
 import json
 
-from gptkit.cli.common import DEVICE, RUN, WEIGHTS
+from gptkit.cli.common import DEVICE, QUANTIZE, RUN, WEIGHTS
 from gptkit.errors import GptkitError
 
 
@@ -11,7 +11,7 @@ def cmd_eval(args) -> None:
 
     if not args.data and not args.text:
         raise GptkitError("eval: pass --data DIR (prepared) and/or --text FILE (raw text) to evaluate on")
-    run = load_run(args.run, weights=args.weights, device=args.device or "auto")
+    run = load_run(args.run, weights=args.weights, device=args.device or "auto", quantize=args.quantize)
     results = run.objective.evaluate(
         run,
         data=args.data,
@@ -31,7 +31,9 @@ def cmd_eval(args) -> None:
 
 def add_evaluate_commands(sub) -> None:
     p = sub.add_parser(
-        "eval", parents=[RUN, WEIGHTS, DEVICE], help="loss, perplexity and bits per byte of a run on data or text"
+        "eval",
+        parents=[RUN, WEIGHTS, DEVICE, QUANTIZE],
+        help="loss, perplexity and bits per byte of a run on data or text",
     )
     p.add_argument("--data", action="append", default=[], help="a prepared dataset (repeatable)")
     p.add_argument("--text", action="append", default=[], help="a raw UTF-8 text file (repeatable)")

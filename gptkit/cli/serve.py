@@ -2,7 +2,7 @@
 
 import os
 
-from gptkit.cli.common import DEVICE, RUN, WEIGHTS
+from gptkit.cli.common import DEVICE, QUANTIZE, RUN, WEIGHTS
 from gptkit.errors import GptkitError
 from gptkit.serve.settings import ServeSettings
 
@@ -17,7 +17,7 @@ def cmd_serve(args) -> None:
             raise GptkitError(f"{flag} {value}: must be >= 1")
     if args.max_prompt_tokens < 0 or args.timeout <= 0 or args.body_timeout <= 0 or not 0 <= args.port < 65536:
         raise GptkitError("need --max-prompt-tokens >= 0, --timeout and --body-timeout > 0, and --port in 0..65535")
-    run = load_run(args.run, weights=args.weights, device=args.device or "auto")
+    run = load_run(args.run, weights=args.weights, device=args.device or "auto", quantize=args.quantize)
     run.check_generates()
     if run.tokenizer is None:
         raise GptkitError(f"{args.run} has no tokenizer (its weights were imported alone); import it with --tokenizer")
@@ -42,7 +42,7 @@ def add_serve_command(sub) -> None:
     defaults = ServeSettings()
     p = sub.add_parser(
         "serve",
-        parents=[RUN, WEIGHTS, DEVICE],
+        parents=[RUN, WEIGHTS, DEVICE, QUANTIZE],
         help="serve a run over HTTP: OpenAI-style /v1/completions (and /v1/chat/completions) and a playground at /",
     )
     p.add_argument("--host", default=defaults.host, help="address to listen on (default: loopback only)")
