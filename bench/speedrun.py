@@ -8,13 +8,19 @@ and `train.seed` = the seed. Two figures per run: `val_loss`, the run's own fina
 no sampling noise. A model with a longer block also sees more context per scored token, so
 `full_val_loss_64` scores the same split in windows of 64 tokens, or of the block if it is shorter (64 is
 the block of nanoGPT's CPU recipe and of `cpu-baby`; `gptkit eval --context 64`): like for like across
-presets. Run it on an otherwise idle machine: the minutes budget is wall-clock time.
-Usage: python bench/speedrun.py [--preset cpu-speedrun] [--minutes 10 | --iters N] [--seeds 3] [--set k=v ...]
+presets. Beside each seed, nanoGPT's CPU recipe in plain PyTorch (`experiments/nanogpt_reference.py`, float32,
+as nanoGPT runs on a CPU) trains for the same budget (minutes of training, its cosine stretched over them; or
+the same steps) with the same seed and is scored the same way (windows of 64): `peer` in the JSON, and
+`margin`, the recipe's mean minus the preset's (`full_val_loss_64`). Run it on an otherwise idle machine: the
+minutes budget is wall-clock time.
+Usage: python bench/speedrun.py [--preset cpu-speedrun] [--minutes 10 | --iters N] [--seeds 3] [--no-peer]
+       [--set k=v ...]
 """
 
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +30,9 @@ from gptkit.data.prepare import prepare
 from gptkit.evaluate import evaluate_dataset
 from gptkit.run import load_run
 from gptkit.train.loop import train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+from nanogpt_reference import shakespeare_splits, train_and_score, train_for_seconds  # noqa: E402
 
 
 def summarise(values: list[float]) -> dict:
@@ -43,7 +52,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra settings")
+    parser.add_argument("--no-peer", action="store_true", help="skip nanoGPT's recipe")
     args = parser.parse_args()
+    peer_runs = []
     if args.iters:
         limit = [f"train.max_iters={args.iters}", "train.time_budget_s=0"]
     else:
@@ -74,6 +85,8 @@ def main() -> None:
                     "wall_s": round(wall_s, 1),
                 }
             )
+            if not args.no_peer:
+                peer_runs.append(peer_run(seed, args.minutes * 60 if not args.iters else 0, args.iters))
     summary = {
         "preset": args.preset,
         "budget": f"{args.iters} iters" if args.iters else f"{args.minutes} minutes",
@@ -83,7 +96,28 @@ def main() -> None:
         "full_val_loss": summarise([r["full_val_loss"] for r in results]),
         "full_val_loss_64": summarise([r["full_val_loss_64"] for r in results]),
     }
+    if peer_runs:
+        summary["peer"] = {"recipe": "nanoGPT CPU recipe, plain PyTorch, float32", "runs": peer_runs}
+        summary["peer"]["full_val_loss_64"] = summarise([r["full_val_loss_64"] for r in peer_runs])
+        ours = summary["full_val_loss_64"]["mean"]
+        summary["margin"] = round(summary["peer"]["full_val_loss_64"]["mean"] - ours, 4)
     print(json.dumps(summary))
+
+
+def peer_run(seed: int, seconds: float, iters: int) -> dict:
+    """nanoGPT's recipe for the same budget and seed, scored in windows of 64 over the same val split."""
+    train_ids, val_ids, vocab = shakespeare_splits()
+    began = time.perf_counter()
+    if iters:
+        loss, steps = train_and_score(train_ids, val_ids, vocab, seed, iters), iters
+    else:
+        loss, steps = train_for_seconds(train_ids, val_ids, vocab, seed, seconds)
+    return {
+        "seed": seed,
+        "full_val_loss_64": round(loss, 4),
+        "steps": steps,
+        "wall_s": round(time.perf_counter() - began, 1),
+    }
 
 
 if __name__ == "__main__":

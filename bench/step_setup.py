@@ -10,6 +10,7 @@ from gptkit.runtime import pick_device, resolve_dtype
 from gptkit.train.data import TrainingData
 from gptkit.train.loop import StepParts, train_step
 from gptkit.train.optim import build_optimizer
+from gptkit.train.precision import choose_cpu_dtype
 
 
 class StepSetup:
@@ -24,6 +25,10 @@ class StepSetup:
         self.dtype = resolve_dtype(self.cfg.dtype, self.device)
         torch.manual_seed(self.cfg.seed)
         self.model = GPT(self.config.model).to(self.device)
+        self.dtype_note = None
+        if self.cfg.dtype == "auto" and self.device.type == "cpu":  # as the trainer picks it
+            choice = choose_cpu_dtype(self.model, self.cfg.batch_size)
+            self.dtype, self.dtype_note = choice.dtype, choice.reason
         self.runner = torch.compile(self.model) if compile_model else self.model
         self.optimizer = build_optimizer(self.model, self.cfg, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=(self.dtype == torch.float16))

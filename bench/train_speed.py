@@ -5,7 +5,9 @@ temp folder, and the plain-PyTorch nanoGPT recipe (`experiments/nanogpt_referenc
 preset's shape (layers, heads, width, block, batch x grad_accum, dropout) on the same tokens. After `--warmup`
 untimed steps of each (with `--compile`: gptkit's compilation, reported as `warmup_s`), `--repeats` rounds of
 `--steps` steps alternate between the two (the order flips every round) and the median round of each is
-reported with the slowest and fastest, and their ratio. MFU is against the fp32/bf16 matmul peak measured here.
+reported with the slowest and fastest, and their ratio. gptkit's step runs in the dtype the trainer would pick
+(`train.dtype=auto`: on a CPU a start-up probe, whose verdict is `dtype_note`); the recipe in float32, as
+nanoGPT runs on a CPU. MFU is against the matmul peak measured here in each side's dtype.
 The JSON records the machine (`bench/machine.py`): a ratio holds only on the machine that measured it.
 Usage: python bench/train_speed.py --preset cpu-baby [--steps 100] [--repeats 6] [--compile] [--no-peer]
 """
@@ -75,21 +77,22 @@ def main() -> None:
                 rounds[name].append(timed_round(steps[name], args.steps, device))
 
     tokens_per_step = cfg.grad_accum * cfg.batch_size * m.block_size
-    peak = measure_peak_flops(device, dtype)
+    peaks = {"gptkit": measure_peak_flops(device, dtype), "reference": measure_peak_flops(device, torch.float32)}
 
-    def figures(name: str) -> dict:
+    def figures(name: str) -> dict:  # MFU against the peak of the dtype each side computes in (the recipe: fp32)
         seconds = statistics.median(rounds[name])
         tokens_per_s = tokens_per_step * args.steps / seconds
         return {
             "ms_per_step": round(1000 * seconds / args.steps, 2),
             "ms_per_step_min_max": [round(1000 * t / args.steps, 2) for t in (min(rounds[name]), max(rounds[name]))],
             "tokens_per_s": round(tokens_per_s),
-            "mfu": round(model.flops_per_token() * tokens_per_s / peak, 4),
+            "mfu": round(model.flops_per_token() * tokens_per_s / peaks[name], 4),
         }
 
     result = {
         "preset": args.preset,
         "dtype": str(dtype).removeprefix("torch."),
+        "dtype_note": setup.dtype_note,
         "compile": args.compile,
         "params": model.num_params(),
         "tokens_per_step": tokens_per_step,

@@ -11,7 +11,8 @@ the characters. It then scores the last 10% the way `bench/speedrun.py` does (ev
 windows of block_size + 1), so its per-seed figures compare with `bench/speedrun.py --preset cpu-baby
 --iters 2000` seed for seed in distribution (the random streams differ, so not run for run).
 Its step is importable for side-by-side speed benchmarks (`bench/train_speed.py`): `ReferenceStep(shape, vocab)`
-builds the same recipe at any `Shape` (layers, heads, width, block, batch, dropout).
+builds the same recipe at any `Shape` (layers, heads, width, block, batch, dropout); `train_for_seconds` trains
+it for a wall-clock budget instead of 2000 steps (`bench/speedrun.py` runs it beside gptkit's speedrun).
 Usage: python experiments/nanogpt_reference.py [--seeds 5] [--iters 2000]   (prints one JSON line)
 """
 
@@ -19,6 +20,7 @@ import argparse
 import json
 import math
 import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,9 +132,38 @@ class ReferenceStep:
 def train_and_score(train, val, vocab: int, seed: int, iters: int) -> float:
     torch.manual_seed(seed)
     reference = ReferenceStep(vocab)
-    model = reference.model
     for it in range(iters):
         reference.step(train, lr_at(it, iters))
+    return score(reference.model, val)
+
+
+def train_for_seconds(train, val, vocab: int, seed: int, seconds: float) -> tuple[float, int]:
+    """The recipe trained for `seconds` of wall-clock instead of 2000 steps: the same warmup, then the cosine
+    runs over the time budget (the fraction of it spent, not of the steps). Returns (full val loss, steps)."""
+    torch.manual_seed(seed)
+    reference = ReferenceStep(vocab)
+    began, steps = time.perf_counter(), 0
+    while (elapsed := time.perf_counter() - began) < seconds:
+        if steps < WARMUP:
+            lr = LR * (steps + 1) / (WARMUP + 1)
+        else:
+            lr = MIN_LR + 0.5 * (1.0 + math.cos(math.pi * elapsed / seconds)) * (LR - MIN_LR)
+        reference.step(train, lr).item()  # .item(): each step is finished before the clock is read
+        steps += 1
+    return score(reference.model, val), steps
+
+
+def shakespeare_splits() -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The bundled Tiny Shakespeare as character ids: the first 90% (train), the rest (val), the vocab size."""
+    text = TEXT.read_text(encoding="utf-8")
+    chars = sorted(set(text))
+    index = {c: i for i, c in enumerate(chars)}
+    ids = torch.tensor([index[c] for c in text], dtype=torch.long)
+    split = int(len(ids) * 0.9)
+    return ids[:split], ids[split:], len(chars)
+
+
+def score(model: ReferenceGPT, val: torch.Tensor) -> float:
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():  # every val token after the first, in consecutive windows of CPU_RECIPE.block + 1
@@ -149,14 +180,9 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--iters", type=int, default=2000)
     args = parser.parse_args()
-    text = TEXT.read_text(encoding="utf-8")
-    chars = sorted(set(text))
-    index = {c: i for i, c in enumerate(chars)}
-    ids = torch.tensor([index[c] for c in text], dtype=torch.long)
-    split = int(len(ids) * 0.9)
-    train, val = ids[:split], ids[split:]
+    train, val, vocab = shakespeare_splits()
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    losses = {seed: train_and_score(train, val, len(chars), seed, args.iters) for seed in seeds}
+    losses = {seed: train_and_score(train, val, vocab, seed, args.iters) for seed in seeds}
     values = list(losses.values())
     print(
         json.dumps(

@@ -39,6 +39,7 @@ class TrainState:
     world_size: int = 1  # processes that trained it (torchrun), and each one's grad_accum:
     grad_accum: int = 0  # resuming with another world size keeps their product (0: not recorded)
     elapsed_s: float = 0.0  # wall-clock seconds of training so far (what `train.time_budget_s` counts)
+    dtype: str = ""  # what `train.dtype=auto` picked on a CPU (kept on resume); empty otherwise
 
 
 def write_run_config(run_dir, config: RunConfig) -> None:

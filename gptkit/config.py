@@ -137,7 +137,11 @@ class TrainConfig:
     log_interval: int = _doc(10, "print a log line and append to metrics.jsonl every this many steps")
     seed: int = _doc(1337, "seed for initialisation, batches and dropout")
     device: str = _doc("auto", "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
-    dtype: str = _doc("auto", "auto (bfloat16 on GPUs that have it, else float32), float32, bfloat16, float16")
+    dtype: str = _doc(
+        "auto",
+        "auto (bfloat16 on GPUs that have it, and on CPUs where a start-up probe finds it faster; else float32), "
+        "float32, bfloat16, float16",
+    )
     compile: bool = _doc(False, "torch.compile the model (compile time is paid once at start)")
     peak_flops: float = _doc(0.0, "peak FLOP/s for MFU; 0 = measure with a short matmul probe at start")
     optimizer: str = _doc("adamw", "adamw, or muon (Muon for the blocks' matrices, AdamW for embeddings, head, gains)")

@@ -140,14 +140,21 @@ class CausalSelfAttention(nn.Module):
             v = v.repeat_interleave(nh // nkv, dim=1)
         dropout = self.dropout if self.training else 0.0
         causal = self.causal and (cache is None or T > 1)  # one new token after a cache sees all keys
-        if self.recorder is not None:  # the explicit path, only when someone asked to see the weights
-            y, weights = explicit_attention(q, k, v, mask, causal=causal, p=dropout)
-            self.recorder.append(weights.detach())
-        elif mask is None:  # causal over these T tokens, or, for one new token after a cache, all keys
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, nh, T, hs)
-        y = self.c_proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C): heads side by side again
+        # PyTorch's CPU attention kernels are slower in bf16 than in fp32 (the backward 2.5x at cpu-baby's shape,
+        # bench/profile_step.py), so on a CPU attention runs in fp32, also under bf16 autocast (which would cast
+        # SDPA's inputs back to bf16).
+        in_fp32 = q.device.type == "cpu" and q.dtype == torch.bfloat16
+        with torch.autocast("cpu", enabled=False) if in_fp32 else contextlib.nullcontext():
+            if in_fp32:
+                q, k, v = q.float(), k.float(), v.float()
+            if self.recorder is not None:  # the explicit path, only when someone asked to see the weights
+                y, weights = explicit_attention(q, k, v, mask, causal=causal, p=dropout)
+                self.recorder.append(weights.detach())
+            elif mask is None:  # causal over these T tokens, or, for one new token after a cache, all keys
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal)
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, nh, T, hs)
+        y = self.c_proj(y.transpose(1, 2).reshape(B, T, C).type_as(qkv))  # (B, T, C): heads side by side again
         return y if self.resid_dropout is None else self.resid_dropout(y)
 
 

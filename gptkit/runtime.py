@@ -35,7 +35,8 @@ def pick_device(requested: str = "auto") -> torch.device:
 
 
 def resolve_dtype(requested: str, device: torch.device) -> torch.dtype:
-    """The compute dtype for autocast: bf16 only on CUDA devices that support it unless asked explicitly."""
+    """The compute dtype for autocast: bf16 only on CUDA devices that support it unless asked explicitly (on a
+    CPU, the trainer then probes whether bf16 pays: `gptkit.train.precision`)."""
     if requested == "auto":
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             return torch.bfloat16

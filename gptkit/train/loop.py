@@ -48,6 +48,7 @@ from gptkit.train.data import TrainingData, estimate_loss
 from gptkit.train.distributed import World, distributed
 from gptkit.train.metrics import METRICS_FILE, MetricsLog, Throughput
 from gptkit.train.optim import apply_optimizer_settings, build_optimizer, lr_at, set_lr
+from gptkit.train.precision import choose_cpu_dtype
 from gptkit.train.tensorboard import TENSORBOARD_DIR, TensorBoardLog, summary_writer_class
 from gptkit.train.timing import Cadence, ProgressBar, RunClock
 
@@ -197,7 +198,9 @@ def train_step(parts: StepParts, next_batch, cfg: TrainConfig, lr: float, seeds=
     return loss_sum / cfg.grad_accum
 
 
-def describe_start(config: RunConfig, model: GPT, data: TrainingData, world: World, dtype, peak_flops: float) -> str:
+def describe_start(
+    config: RunConfig, model: GPT, data: TrainingData, world: World, dtype, peak_flops: float, dtype_note=None
+) -> str:
     m, t = config.model, config.train
     tokens_per_step = t.grad_accum * t.batch_size * m.block_size * world.size
     processes = f" x {world.size} processes" if world.is_distributed else ""
@@ -211,7 +214,8 @@ def describe_start(config: RunConfig, model: GPT, data: TrainingData, world: Wor
             *data.objective.describe(),
             *data.describe(),
             f"parameters: {model.num_params() / 1e6:.2f}M | device {where} | dtype {str(dtype).removeprefix('torch.')}"
-            f" | peak {peak_flops / 1e9:.0f} GFLOP/s",
+            + (f" ({dtype_note})" if dtype_note else "")
+            + f" | peak {peak_flops / 1e9:.0f} GFLOP/s",
             f"tokens/step: {tokens_per_step:,} (grad_accum {t.grad_accum} x batch {t.batch_size} x block "
             f"{m.block_size}{processes}); "
             + (
@@ -306,6 +310,7 @@ class Trainer:
         except Exception as err:  # noqa: BLE001 - handed to world.agree, which raises it again
             error = err
         world.agree(error)  # also the barrier: every rank has read the run directory before rank 0 changes it
+        dtype_note = self.pick_cpu_dtype() if self.cfg.dtype == "auto" and self.device.type == "cpu" else None
         if world.is_main:
             self.prepare_run_dir(resume)
         self.tensorboard: TensorBoardLog | None = None
@@ -334,7 +339,7 @@ class Trainer:
         self.last_rates = {"ms_per_step": 0.0, "tokens_per_s": 0.0, "mfu": 0.0}  # of the last log, for eval records
         self.losses: dict[str, float] = {}  # of the last eval
         self.train_loss = math.nan  # of the last log step
-        self.echo(describe_start(config, self.model, self.data, world, self.dtype, peak))
+        self.echo(describe_start(config, self.model, self.data, world, self.dtype, peak, dtype_note))
         for warning in start_warnings(config, self.has_val):
             self.echo(f"warning: {warning}")
         if resume:
@@ -397,6 +402,20 @@ class Trainer:
         if self.state.scaler:
             self.scaler.load_state_dict(self.state.scaler)
         return [note] if note else []
+
+    def pick_cpu_dtype(self) -> str:
+        """`train.dtype=auto` on a CPU: the dtype this run started with, or a probe's pick (`train/precision.py`);
+        returns the reason, for the start-up line."""
+        if self.state.dtype:
+            self.dtype = getattr(torch, self.state.dtype)
+            return "auto: as picked when the run started"
+        world = self.world
+        choice = choose_cpu_dtype(
+            self.model, self.cfg.batch_size, agree=lambda faster: world.mean(torch.tensor(float(faster))).item() == 1
+        )
+        self.dtype = choice.dtype
+        self.state.dtype = str(choice.dtype).removeprefix("torch.")
+        return choice.reason
 
     def prepare_run_dir(self, resume: bool) -> None:
         """Rank 0's part of the start: a clean run directory (or a tidied one on resume) and the config."""
