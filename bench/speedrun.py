@@ -11,8 +11,8 @@ the block of nanoGPT's CPU recipe and of `cpu-baby`; `gptkit eval --context 64`)
 presets. Beside each seed, nanoGPT's CPU recipe in plain PyTorch (`experiments/nanogpt_reference.py`, float32,
 as nanoGPT runs on a CPU) trains for the same budget (minutes of training, its cosine stretched over them; or
 the same steps) with the same seed and is scored the same way (windows of 64): `peer` in the JSON, and
-`margin`, the recipe's mean minus the preset's (`full_val_loss_64`). Run it on an otherwise idle machine: the
-minutes budget is wall-clock time.
+`margin`, the recipe's mean minus the preset's (`full_val_loss_64`). The machine is recorded
+(`bench/machine.py`). Run it on an otherwise idle machine: the minutes budget is wall-clock time.
 Usage: python bench/speedrun.py [--preset cpu-speedrun] [--minutes 10 | --iters N] [--seeds 3] [--no-peer]
        [--set k=v ...]
 """
@@ -24,6 +24,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import torch
+from machine import machine
 
 from gptkit.config import DataSource, resolve_config
 from gptkit.data.prepare import prepare
@@ -96,6 +99,7 @@ def main() -> None:
         "full_val_loss": summarise([r["full_val_loss"] for r in results]),
         "full_val_loss_64": summarise([r["full_val_loss_64"] for r in results]),
     }
+    summary["machine"] = machine(torch.device("cpu"))
     if peer_runs:
         summary["peer"] = {"recipe": "nanoGPT CPU recipe, plain PyTorch, float32", "runs": peer_runs}
         summary["peer"]["full_val_loss_64"] = summarise([r["full_val_loss_64"] for r in peer_runs])

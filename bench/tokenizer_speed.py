@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import cpu_info
+import torch
+from machine import machine
 
 from gptkit.data.prepare import BUNDLED
 from gptkit.tokenizer.bpe_train import train_bpe
@@ -106,7 +107,7 @@ def main() -> None:
     args = parser.parse_args()
     small = BUNDLED["shakespeare"]
     text = small.read_text(encoding="utf-8")
-    result: dict = {"machine": {**cpu_info(), "cores": len(os.sched_getaffinity(0))}, "training": []}
+    result: dict = {"machine": {**machine(torch.device("cpu")), "cores": len(os.sched_getaffinity(0))}, "training": []}
     with tempfile.TemporaryDirectory() as tmp:
         rows = [("shakespeare", small, 4096, GPT4)]
         if not args.quick:

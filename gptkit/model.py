@@ -300,6 +300,7 @@ class GPT(nn.Module):
     def num_params(self, non_embedding: bool = True) -> int:
         """Parameter count; by default without the position embedding (the token one is shared with the head)."""
         total = sum(p.numel() for p in self.parameters())
+        total += sum(getattr(m, "parameters_held", 0) for m in self.modules())  # int8 layers (gptkit.quantize)
         if non_embedding and "wpe" in self.transformer:
             total -= self.transformer.wpe.weight.numel()
         return total

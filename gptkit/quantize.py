@@ -23,8 +23,12 @@ QUANTIZE_CHOICES = ("none", "int8")
 class Int8Linear(nn.Module):
     """y = x W^T + b with W held as int8 (per-row scales) and x quantized to 8 bits on each call."""
 
-    def __init__(self, linear: nn.Linear):
+    def __init__(self, linear: nn.Linear, counted: bool = True):
         super().__init__()
+        # The parameters this layer stands for, for `GPT.num_params` (its int8 weights are no nn.Parameter);
+        # 0 for a head tied to the embedding, whose float weights are still counted there.
+        self.parameters_held = linear.weight.numel() + (linear.bias.numel() if linear.bias is not None else 0)
+        self.parameters_held *= counted
         weight = linear.weight.detach().float()
         scales = (weight.abs().amax(dim=1) / 127).clamp(min=1e-12)  # one per output row: its largest maps to 127
         zero_points = torch.zeros(weight.size(0), dtype=torch.long)
@@ -47,21 +51,31 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
 
 
-def quantize_model(model: nn.Module, mode: str, device: torch.device) -> nn.Module:
-    """`model` with its linear layers in `mode` ("none": unchanged; "int8": `Int8Linear`, CPU only)."""
+def check_quantize(mode: str, device: torch.device) -> None:
+    """Refuse a mode this build or device cannot run, before any weights are read."""
     if mode not in QUANTIZE_CHOICES:
         raise ArgumentError("quantize", f"choose one of {', '.join(QUANTIZE_CHOICES)}", mode)
+    if mode == "int8" and device.type != "cpu":
+        raise ArgumentError(
+            "quantize",
+            f"int8 weights run on the CPU only, and this run is on {device}; load it with device='cpu'",
+            mode,
+        )
+    if mode == "int8" and not hasattr(torch.ops.quantized, "linear_dynamic"):
+        raise GptkitError(f"quantize='int8': this PyTorch ({torch.__version__}) has no int8 linear kernels")
+
+
+def quantize_model(model: nn.Module, mode: str, device: torch.device) -> nn.Module:
+    """`model` with its linear layers in `mode` ("none": unchanged; "int8": `Int8Linear`, CPU only)."""
+    check_quantize(mode, device)
     if mode == "none":
         return model
-    if device.type != "cpu":
-        raise ArgumentError(
-            "quantize", f"int8 weights run on the CPU only, and this run is on {device}; add device='cpu'", mode
-        )
-    if not hasattr(torch.ops.quantized, "linear_dynamic"):
-        raise GptkitError(f"quantize='int8': this PyTorch ({torch.__version__}) has no int8 linear kernels")
     model.requires_grad_(False)
+    occurrences: dict[int, int] = {}  # a weight seen twice is tied (the LM head and the token embedding)
+    for _, param in model.named_parameters(remove_duplicate=False):
+        occurrences[id(param)] = occurrences.get(id(param), 0) + 1
     for parent in list(model.modules()):
         for name, child in parent.named_children():
             if isinstance(child, nn.Linear):
-                setattr(parent, name, Int8Linear(child))
+                setattr(parent, name, Int8Linear(child, counted=occurrences[id(child.weight)] == 1))
     return model

@@ -18,7 +18,7 @@ from gptkit.errors import ArgumentError, GptkitError
 from gptkit.generate import cut_at_stops, decode_pieces, generate_tokens
 from gptkit.model import GPT
 from gptkit.objectives import Objective, objective_for
-from gptkit.quantize import quantize_model
+from gptkit.quantize import check_quantize, quantize_model
 from gptkit.runtime import pick_device
 from gptkit.sampling import DEFAULT_SAMPLING, SamplingConfig
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer
@@ -236,6 +236,7 @@ def load_run(run_dir, *, weights: str = "last", device: str = "auto", quantize: 
         raise ArgumentError("weights", f"choose one of {', '.join(WEIGHT_CHOICES)}", weights)
     tokenizer = load_tokenizer(run_dir) if (run_dir / TOKENIZER_FILE).exists() else None  # weights-only imports
     target = pick_device(device)
+    check_quantize(quantize, target)
     if weights == "best" and not (run_dir / BEST_FILE).exists():
         raise GptkitError(
             f"{run_dir}: no {BEST_FILE} (it is written when the val loss improves after step 0; runs without a "

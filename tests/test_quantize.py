@@ -32,6 +32,7 @@ def test_int8_run_keeps_perplexity_within_one_percent(trained_run, small_data):
     linears = [m for m in run.model.modules() if isinstance(m, torch.nn.Linear)]
     int8 = [m for m in run.model.modules() if isinstance(m, Int8Linear)]
     assert not linears and len(int8) == 4 * run.config.model.n_layer + 1  # attn in/out, mlp in/out per layer; the head
+    assert run.model.num_params() == gptkit.load(trained_run, device="cpu").model.num_params()  # tied head once
     quantized = evaluate_dataset(run, small_data)
     assert quantized.perplexity != exact.perplexity  # really computed in int8
     assert abs(quantized.perplexity / exact.perplexity - 1) < 0.01

@@ -8,10 +8,13 @@ ends a punctuation chunk) whether or not text follows, so every piece splits exa
 whole text, and worker processes can count pieces independently. Custom
 patterns, and special tokens that hold whitespace (a cut could fall inside one), are counted in one process.
 Workers are forked (Linux only), since spawned ones would re-import the caller's script.
-At most two pieces per worker are in flight, so memory stays bounded for corpora larger than RAM.
+Small documents travel in batches; at most two batches per worker are in flight, and a document with no
+safe place to cut for long is counted by the reader itself, streaming, so memory stays bounded for corpora
+larger than RAM.
 Entry point: `count_chunks`.
 """
 
+import itertools
 import os
 import sys
 import warnings
@@ -27,6 +30,7 @@ from gptkit.tokenizer.patterns import GPT2_PATTERN, GPT4_PATTERN, iter_chunks
 PARALLEL_PATTERNS = (GPT2_PATTERN, GPT4_PATTERN)
 SAFE_CUT = regex.compile(r"(?<=\S)(?= \p{L})|(?<=\S\n)(?=\S)")
 PIECE_CHARS = 1 << 20
+MAX_UNCUT_PIECES = 8  # memory bound: a reader holds at most about this many pieces of one document
 
 
 def count_chunks(
@@ -61,31 +65,51 @@ def _count_pieces(groups: Iterable[Iterable[Iterable[str]]], pattern: str, speci
     return counts
 
 
-def _count_piece(piece: str, pattern: str, specials: list[str]) -> Counter:
-    return _count_pieces([[[piece]]], pattern, specials)
+def _count_batch(pieces: list[str], pattern: str, specials: list[str]) -> Counter:
+    return _count_pieces([[[piece] for piece in pieces]], pattern, specials)  # each piece splits on its own
 
 
 def _count_in_workers(documents, pattern, specials, workers, piece_chars) -> Counter:
     counts: Counter = Counter()
     pending: set = set()
+
+    def count_here(blocks: Iterable[str]) -> None:  # a document with no safe cut in sight: streamed here
+        counts.update(_count_pieces([[blocks]], pattern, specials))
+
     # The workers only run regex on text, so forking beside the caller's threads is safe here.
     with warnings.catch_warnings(), ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
         warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-        for piece in _pieces(documents, piece_chars):
+        for batch in _batches(_pieces(documents, piece_chars, count_here), piece_chars):
             if len(pending) >= 2 * workers:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     counts.update(future.result())
-            pending.add(pool.submit(_count_piece, piece, pattern, specials))
+            pending.add(pool.submit(_count_batch, batch, pattern, specials))
         for future in pending:
             counts.update(future.result())
     return counts
 
 
-def _pieces(documents: Iterable[Iterable[str]], piece_chars: int) -> Iterator[str]:
+def _batches(pieces: Iterable[str], piece_chars: int) -> Iterator[list[str]]:
+    """Consecutive pieces grouped into batches of at least `piece_chars` characters (the last one may be
+    smaller), so that many small documents (JSONL records) travel to the workers together."""
+    batch, size = [], 0
+    for piece in pieces:
+        batch.append(piece)
+        size += len(piece)
+        if size >= piece_chars:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _pieces(documents: Iterable[Iterable[str]], piece_chars: int, count_here) -> Iterator[str]:
     """The text of all documents, cut at the first safe place after every `piece_chars` characters (a
-    document's end is a cut too)."""
-    for blocks in documents:
+    document's end is a cut too). Where no safe place turns up within MAX_UNCUT_PIECES pieces' worth of text
+    (a long line of text without spaces), the rest of that document goes to `count_here` as a stream."""
+    for document in documents:
+        blocks = iter(document)
         buffer = ""
         for block in blocks:
             searched = max(len(buffer) - 2, piece_chars)  # no cut lies before `searched` in the old buffer
@@ -97,5 +121,9 @@ def _pieces(documents: Iterable[Iterable[str]], piece_chars: int) -> Iterator[st
                 yield buffer[: match.start()]
                 buffer = buffer[match.start() :]
                 searched = piece_chars
+            if len(buffer) > MAX_UNCUT_PIECES * piece_chars:
+                count_here(itertools.chain([buffer], blocks))  # `buffer` starts where a chunk starts
+                buffer = ""
+                break
         if buffer:
             yield buffer

@@ -6,8 +6,9 @@ so whether a step gets faster depends on the model's shapes. The probe times a f
 of the real model, in float32 and in bf16, alternating, on random tokens (rows of the real block size, at
 most 4096 tokens), and takes bf16 only when its median is at least 10% faster: near-ties stay float32. It
 leaves no trace: the global RNG is restored (dropout draws from it) and the gradients are cleared. Models
-below 1 GFLOP per probe step are not probed (casting costs more than it saves there), nor CPUs without native
-bf16. A run keeps its first choice when resumed (it is saved in the checkpoint), so a resume is exact.
+below 1 GFLOP per probe pass (6 x parameters x tokens) are not probed (casting costs more than it saves
+there), nor CPUs without native bf16. A run keeps its first choice when resumed (it is saved in the
+checkpoint), so a resume is exact.
 Entry point: `choose_cpu_dtype`.
 """
 
@@ -21,7 +22,7 @@ from gptkit.runtime import autocast_for
 
 PROBE_TOKENS = 4096
 PROBE_STEPS = 3  # timed passes of each dtype, after one untimed
-MIN_GFLOP_PER_STEP = 1.0
+MIN_GFLOP_PER_PROBE = 1.0
 SPEEDUP_NEEDED = 0.9  # bf16 median / float32 median at most this
 
 
@@ -39,20 +40,29 @@ def native_bf16() -> bool:
 
 def choose_cpu_dtype(model: torch.nn.Module, batch_size: int, agree=lambda faster: faster) -> DtypeChoice:
     """float32 or bf16 for training `model` on this CPU. `agree(faster)` combines the ranks' verdicts under
-    torchrun (bf16 only if every rank found it faster), so all of them train in one dtype."""
+    torchrun (bf16 only if every rank found it faster), so all of them train in one dtype; every rank calls
+    it exactly once, whatever its own verdict, so the collective always pairs up."""
     config = model.config
     rows = max(1, min(batch_size, PROBE_TOKENS // config.block_size))
-    tokens = rows * config.block_size
-    if model.flops_per_token() * tokens < MIN_GFLOP_PER_STEP * 1e9:
-        return DtypeChoice(torch.float32, "auto: the model is too small for bf16 to pay on a CPU")
-    if not native_bf16():
-        return DtypeChoice(torch.float32, "auto: this CPU has no native bf16 (AVX512-BF16 or AMX)")
-    fp32_s, bf16_s = probe_step_seconds(model, rows)
-    faster = agree(bf16_s <= SPEEDUP_NEEDED * fp32_s)
-    measured = f"a probe step took {bf16_s * 1e3:.0f} ms in bf16, {fp32_s * 1e3:.0f} ms in float32"
-    if faster:
-        return DtypeChoice(torch.bfloat16, f"auto: {measured}")
-    return DtypeChoice(torch.float32, f"auto: {measured}; bf16 must save {1 - SPEEDUP_NEEDED:.0%}")
+    verdict, reason = False, None
+    if model.flops_per_token() * rows * config.block_size < MIN_GFLOP_PER_PROBE * 1e9:
+        reason = "auto: the model is too small for bf16 to pay on a CPU"
+    elif not native_bf16():
+        reason = "auto: this CPU has no native bf16 (AVX512-BF16 or AMX)"
+    else:
+        try:
+            fp32_s, bf16_s = probe_step_seconds(model, rows)
+        except RuntimeError as err:  # e.g. out of memory: float32, which the memory check allowed for
+            reason = f"auto: the bf16 probe failed ({str(err)[:80]})"
+        else:
+            verdict = bf16_s <= SPEEDUP_NEEDED * fp32_s
+            measured = f"a probe step took {bf16_s * 1e3:.0f} ms in bf16, {fp32_s * 1e3:.0f} ms in float32"
+            reason = f"auto: {measured}" + ("" if verdict else f"; bf16 must save {1 - SPEEDUP_NEEDED:.0%}")
+    if agree(verdict):
+        return DtypeChoice(torch.bfloat16, reason)
+    if verdict:
+        reason = "auto: another process found bf16 not faster"
+    return DtypeChoice(torch.float32, reason)
 
 
 def probe_step_seconds(model: torch.nn.Module, rows: int) -> tuple[float, float]:

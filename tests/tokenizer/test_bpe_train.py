@@ -170,8 +170,14 @@ def test_counting_in_worker_processes_gives_exactly_the_single_process_counts(pa
 
     rng = random.Random(1)
     mixed = "".join(rng.choice(PIECES) for _ in range(4000))  # contractions, runs of spaces, specials, emoji
+    records = [[line] for line in shakespeare_text[:30_000].split("\n\n")]  # many small documents, as JSONL
+    no_cuts = ["中文字" * 3000, "한국어" * 3000, "\n\n" + "中文" * 5000]  # no safe place to cut for 40,000 chars
     documents = [[shakespeare_text[:200_000]], [read_exact(KOREAN[0]), read_exact(KOREAN[1])], [mixed], [""]]
-    assert len(list(counting._pieces(documents, 2000))) > 100  # the text really is cut in many places
+    documents += records + [no_cuts]
+    streamed = []
+    pieces = list(counting._pieces(documents, 2000, streamed.append))
+    assert len(pieces) > 100 and len(streamed) == 1  # cut in many places; the long uncut stretch streamed
+    assert len(list(counting._batches(pieces, 2000))) < len(pieces) / 2  # small documents travel together
     regex_pattern = patterns.PATTERNS[pattern]
     one_process = count_chunks(documents, regex_pattern, ["<|endoftext|>"])
     workers = count_chunks(documents, regex_pattern, ["<|endoftext|>"], workers=2, piece_chars=2000)

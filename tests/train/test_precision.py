@@ -37,7 +37,7 @@ def test_small_models_stay_float32_without_a_probe(small_data, monkeypatch):
 
 def test_a_resumed_run_keeps_the_dtype_it_started_with(small_data, tmp_path, monkeypatch):
     lines = []
-    monkeypatch.setattr(precision, "MIN_GFLOP_PER_STEP", 0.0)
+    monkeypatch.setattr(precision, "MIN_GFLOP_PER_PROBE", 0.0)
     monkeypatch.setattr(precision, "native_bf16", lambda: True)
     monkeypatch.setattr(precision, "probe_step_seconds", lambda *a: (2.0, 1.0))  # bf16 twice as fast
     config = tiny_config(small_data, "train.max_iters=20", "train.eval_interval=10")
