@@ -4,11 +4,13 @@
 2. Pretrain a `cpu-baby` model on Tiny Shakespeare.
 3. Make synthetic conversations with gptkit's own generator: "what is 23+58?" -> "81" and "reverse: spring"
    -> "gnirps" (words from Tiny Shakespeare); held-out prompts never appear in training.
-4. Fine-tune (`--preset sft`, loss on the replies only) twice: on the conversations alone, and with 20% of each
-   batch drawn from Shakespeare again (mixing, the remedy for forgetting that `gptkit forgetting` measures).
+4. Fine-tune (`--preset sft`, loss on the replies only): in full on the conversations alone, and with 20% of
+   each batch drawn from Shakespeare again (mixing, the remedy for forgetting that `gptkit forgetting`
+   measures); and with LoRA r=8 (the base frozen) on the conversations alone, adapting the attention's
+   matrices, then every matrix and the head.
 5. Score each model: exact-match accuracy of greedy replies (`run.chat`) on the held-out prompts, per task,
    and the Shakespeare val loss; the pretrained model scores before fine-tuning.
-Prints a table, writes results.json and chat_sft.png into --out. About 5 minutes on 2 idle CPU cores.
+Prints a table, writes results.json and chat_sft.png into --out. About 8 minutes on 2 idle CPU cores.
 Usage: python experiments/chat_sft.py [--pretrain-steps 2000] [--sft-steps 1500] [--out DIR]
 """
 
@@ -29,6 +31,7 @@ from gptkit.train.loop import train as train_run
 from gptkit.train.settings import run_settings
 
 TASKS = ("addition", "reversal")
+LORA_RUNS = {"LoRA attention": ("lora", "qkv,proj"), "LoRA all": ("lora-all", "qkv,proj,mlp,head")}
 
 
 def conversation(task: str, rng: random.Random, words: list[str]) -> tuple[str, str]:
@@ -77,16 +80,17 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(results)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 4.2))
     width = 0.38
     for i, task in enumerate(TASKS):
         values = [100 * results[n]["exact_match"][task] for n in names]
         left.bar([x + (i - 0.5) * width for x in range(len(names))], values, width, label=task)
-    left.set_xticks(range(len(names)), names)
+    left.set_xticks(range(len(names)), [n.replace(" + ", "\n+ ").replace("LoRA ", "LoRA\n") for n in names])
     left.set_ylabel("exact match on held-out prompts (%)")
     left.set_ylim(0, 100)
     left.legend()
-    right.bar(names, [results[n]["shakespeare_val_loss"] for n in names], color="#777")
+    right.bar(range(len(names)), [results[n]["shakespeare_val_loss"] for n in names], color="#777")
+    right.set_xticks(range(len(names)), [n.replace(" + ", "\n+ ").replace("LoRA ", "LoRA\n") for n in names])
     right.set_ylabel("Tiny Shakespeare val loss")
     fig.suptitle("cpu-baby: pretrained on Shakespeare, then chat fine-tuned (gptkit experiments/chat_sft.py)")
     fig.tight_layout()
@@ -100,6 +104,8 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=20000)
     parser.add_argument("--held-out", type=int, default=200)
     parser.add_argument("--mix", type=float, default=0.2, help="share of Shakespeare in the mixed fine-tuning")
+    parser.add_argument("--lora-r", type=int, default=8, help="rank of the LoRA runs' adapters")
+    parser.add_argument("--lora-lr", type=float, default=1e-3, help="the LoRA runs' peak LR (full: sft's 3e-4)")
     parser.add_argument("--out", default=None, help="keep the runs here (default: a temp folder)")
     args = parser.parse_args()
     root = Path(args.out or tempfile.mkdtemp(prefix="gptkit-sft-"))
@@ -122,25 +128,39 @@ def main() -> None:
     prepare(["shakespeare"], root / "data-text-chat", tokenizer=str(root / "data-chat" / "tokenizer.json"))
 
     sft = [f"train.max_iters={args.sft_steps}", "train.eval_interval=500"]
+    seconds = {}
+    began_sft = time.perf_counter()
     gptkit.train(root / "sft", data=root / "data-chat", init_from=root / "base", preset="sft", overrides=sft)
+    seconds["sft"] = time.perf_counter() - began_sft
+    # LoRA: the base stays frozen; adapters (and the two chat tokens' rows) train, with a higher LR, as is usual
+    for run_name, targets in LORA_RUNS.values():
+        lora = [*sft, f"lora.r={args.lora_r}", f"lora.targets={targets}", f"train.lr={args.lora_lr}"]
+        began_lora = time.perf_counter()
+        gptkit.train(root / run_name, data=root / "data-chat", init_from=root / "base", preset="sft", overrides=lora)
+        seconds[run_name] = time.perf_counter() - began_lora
     toml = root / "mixed.toml"
     toml.write_text(
         f'[[data]]\npath = "{root / "data-chat"}"\nweight = {1 - args.mix}\n'
         f'[[data]]\npath = "{root / "data-text-chat"}"\nweight = {args.mix}\n'
     )
     config = run_settings(root / "sft-mixed", preset="sft", toml_path=toml, overrides=sft, init_from=root / "base")
+    began_mixed = time.perf_counter()
     train_run(config, root / "sft-mixed", init_from=root / "base")
+    seconds["sft-mixed"] = time.perf_counter() - began_mixed
 
     results = {}
     for name, run_dir, text_data in (
         ("pretrained", "base", "data-text"),
         ("fine-tuned", "sft", "data-text-chat"),
         ("fine-tuned + 20% text", "sft-mixed", "data-text-chat"),
+        *((name, run_name, "data-text-chat") for name, (run_name, _) in LORA_RUNS.items()),
     ):
         run = gptkit.load(root / run_dir, device="cpu")
         scores = exact_match(run, tests)
         loss = evaluate_dataset(run, root / text_data).loss
         results[name] = {"exact_match": scores, "shakespeare_val_loss": round(loss, 4)}
+        if run_dir in seconds:
+            results[name]["fine_tune_seconds"] = round(seconds[run_dir], 1)
     plot(results, root / "chat_sft.png")
     summary = {"settings": vars(args), "minutes": round((time.perf_counter() - began) / 60, 1), "results": results}
     (root / "results.json").write_text(json.dumps(summary, indent=2))

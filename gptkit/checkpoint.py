@@ -2,7 +2,8 @@
 
 A run directory holds `config.json`, `tokenizer.json`, `model.safetensors` (latest weights, for use),
 `best.safetensors` (lowest val loss so far), `checkpoint.safetensors` (weights + optimizer + RNG states +
-step, in one file so it is consistent) and `metrics.jsonl`. Every file is written atomically. Nothing is
+step, in one file so it is consistent) and `metrics.jsonl`; a LoRA run saves its adapters alone and records its
+base run in `base.json` (`gptkit.lora_base`). Every file is written atomically. Nothing is
 pickled. Entry points: `save_checkpoint`/`load_checkpoint`, `save_weights`/`load_weights`, `read_run_config`.
 """
 
@@ -18,6 +19,8 @@ from safetensors.torch import load_file, save_file
 from gptkit.atomic import atomic_write_text, replacing_via_private_folder
 from gptkit.config import GPTConfig, RunConfig
 from gptkit.errors import GptkitError
+from gptkit.lora import adapter_state, apply_lora, has_lora
+from gptkit.lora_base import file_sha256, read_base_reference
 from gptkit.memory import check_model_fits, param_count
 from gptkit.paths import folder_problem, read_json, shown
 
@@ -113,9 +116,15 @@ def weights_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
+def saved_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What a run saves of `model`: every tensor, or for a LoRA model (frozen base) only what it trains."""
+    return adapter_state(model) if has_lora(model) else weights_state(model)
+
+
 def load_weights_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
-    """Copy `tensors` into `model`, refusing missing, extra or mis-shaped tensors with a one-line error."""
-    expected = weights_state(model)
+    """Copy `tensors` into `model` (all its tensors, or a LoRA model's adapters), refusing missing, extra or
+    mis-shaped tensors with a one-line error."""
+    expected = saved_state(model)
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
@@ -138,10 +147,10 @@ def load_weights_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor],
 
 def save_weights(model: torch.nn.Module, path, metadata: dict | None = None) -> None:
     with replacing_via_private_folder(path) as tmp:
-        save_file(weights_state(model), str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+        save_file(saved_state(model), str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
 
 
-def _read_safetensors(path) -> dict[str, torch.Tensor]:
+def read_safetensors(path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise GptkitError(f"{path}: missing; the run has no saved weights yet (did training reach a checkpoint?)")
@@ -153,7 +162,7 @@ def _read_safetensors(path) -> dict[str, torch.Tensor]:
 
 def load_weights(model: torch.nn.Module, path, *, grow_vocab: bool = False) -> None:
     """Load `path` into `model`; with `grow_vocab`, a vocabulary smaller than the model's gains its new rows."""
-    tensors = _read_safetensors(path)
+    tensors = read_safetensors(path)
     if grow_vocab:
         tensors = with_new_vocab_rows(tensors, weights_state(model))
     load_weights_state(model, tensors, str(path))
@@ -176,14 +185,51 @@ def with_new_vocab_rows(tensors: dict, expected: dict) -> dict:
 
 
 def load_model(run_dir, config: RunConfig, weights_file: str = WEIGHTS_FILE) -> torch.nn.Module:
-    """The run's GPT with the weights in `weights_file`, checked against the config before it is built."""
+    """The run's GPT with the weights in `weights_file`, checked against the config before it is built; for a
+    LoRA run, its base run's weights with the adapters in `weights_file` (not merged: see `gptkit.lora`)."""
     from gptkit.model import GPT
 
+    if config.lora.r:
+        return load_lora_model(run_dir, config, weights_file)
     path = Path(run_dir) / weights_file
     check_weights_fit_config(path, config.model)
     check_model_fits(config.model, torch.device("cpu"), str(Path(run_dir) / CONFIG_FILE))  # e.g. RoPE tables
     model = GPT(config.model)
     load_weights(model, path)
+    return model
+
+
+def base_reference(base_dir) -> dict:
+    """What a LoRA run records of the run it adapts (`gptkit.lora_base`): where it is, its weights' sha256
+    and how many vocabulary rows they have."""
+    base_dir = Path(base_dir)
+    config = read_run_config(base_dir)
+    if config.lora.r:
+        raise GptkitError(
+            f"{shown(base_dir)} is itself a LoRA run; merge it first (`gptkit merge {shown(base_dir)} --out DIR`) "
+            "and adapt the merged run"
+        )
+    weights = base_dir / WEIGHTS_FILE
+    embedding = weights_header(weights).get("transformer.wte.weight")
+    if embedding is None:
+        raise GptkitError(f"{weights}: no `transformer.wte.weight`; the run is damaged, or not a gptkit run")
+    rows = embedding[1][0]
+    return {"run": str(base_dir.resolve()), "weights": WEIGHTS_FILE, "sha256": file_sha256(weights), "vocab_rows": rows}
+
+
+def load_lora_model(run_dir, config: RunConfig, weights_file: str) -> torch.nn.Module:
+    """The base run's model (checked against its recorded sha256) with this run's adapters and trained token
+    rows from `weights_file`, not merged."""
+    from gptkit.model import GPT
+
+    reference = read_base_reference(run_dir)
+    check_model_fits(config.model, torch.device("cpu"), str(Path(run_dir) / CONFIG_FILE))
+    model = GPT(config.model)
+    base_weights = Path(reference["run"]) / reference["weights"]
+    tensors = with_new_vocab_rows(read_safetensors(base_weights), weights_state(model))
+    load_weights_state(model, tensors, str(base_weights))
+    apply_lora(model, config.lora, first_new_row=int(reference["vocab_rows"]))
+    load_weights(model, Path(run_dir) / weights_file)
     return model
 
 
@@ -206,7 +252,7 @@ def save_checkpoint(
     device: torch.device,
 ) -> None:
     """Write everything needed to resume bit-for-bit into one safetensors file (atomically)."""
-    tensors = {f"model.{k}": v for k, v in weights_state(model).items()}
+    tensors = {f"model.{k}": v for k, v in saved_state(model).items()}
     optim_state = optimizer.state_dict()
     for index, slots in optim_state["state"].items():
         for slot, value in slots.items():
@@ -228,7 +274,7 @@ def load_checkpoint(
     from safetensors import safe_open
 
     path = Path(path)
-    tensors = _read_safetensors(path)
+    tensors = read_safetensors(path)
     with safe_open(str(path), framework="pt") as handle:
         try:
             info = json.loads((handle.metadata() or {}).get("gptkit", "{}"))

@@ -143,6 +143,11 @@ class TrainConfig:
         "float32, bfloat16, float16",
     )
     compile: bool = _doc(False, "torch.compile the model (compile time is paid once at start)")
+    recompute: bool = _doc(
+        False,
+        "activation checkpointing: keep each block's input only and recompute the rest in the backward "
+        "pass (less memory, about a third more compute)",
+    )
     peak_flops: float = _doc(0.0, "peak FLOP/s for MFU; 0 = measure with a short matmul probe at start")
     optimizer: str = _doc("adamw", "adamw, or muon (Muon for the blocks' matrices, AdamW for embeddings, head, gains)")
     muon_lr: float = _doc(0.0, "muon: peak learning rate of the Muon matrices (RMS-matched to AdamW's); 0 = `lr`")
@@ -218,6 +223,50 @@ class MaskedLMConfig:
             )
 
 
+LORA_TARGETS = ("q", "k", "v", "qkv", "proj", "fc", "gate", "mlp_proj", "mlp", "head")
+
+
+@dataclass
+class LoRAConfig:
+    """Low-rank adapters (Hu et al. 2021, LoRA): the model from `--init-from` stays frozen and each targeted
+    matrix W learns an update (alpha / r) * B A, B zeros at the start. PEFT's defaults: r 8, alpha 8, dropout 0,
+    targets by architecture (GPT-2: c_attn); litgpt's: r 8, alpha 16, dropout 0.05, query and value."""
+
+    r: int = _doc(0, "rank of the adapters; 0 = off (full fine-tuning). 8 is the common choice")
+    alpha: float = _doc(16.0, "scale numerator: updates are scaled by alpha / r (litgpt's 16: x2 at r 8)")
+    dropout: float = _doc(0.0, "dropout on the adapters' input only (0: small CPU runs are short, not noisy)")
+    targets: str = _doc(
+        "qkv,proj",
+        "matrices that get adapters, comma-separated: q, k, v (parts of the fused attention matrix), qkv (all "
+        "of it), proj (attention output), fc, gate, mlp_proj (the MLP's), mlp (all three), head (the LM head)",
+    )
+
+    def target_list(self) -> list[str]:
+        """`targets` as a list, `mlp` spelled out (gate is skipped later where the MLP has none)."""
+        names = [name.strip() for name in self.targets.split(",") if name.strip()]
+        expanded = []
+        for name in names:
+            for part in ("fc", "gate", "mlp_proj") if name == "mlp" else (name,):
+                if part not in expanded:
+                    expanded.append(part)
+        return expanded
+
+    def validate(self) -> None:
+        check_field_types(self, "lora")
+        if self.r < 0:
+            raise GptkitError(f"`lora.r` must be >= 0 (0 = off), got {self.r}")
+        if self.alpha <= 0 or not 0.0 <= self.dropout < 1.0:
+            raise GptkitError(f"need `lora.alpha` > 0 and 0 <= `lora.dropout` < 1, got {self.alpha}, {self.dropout}")
+        names = self.target_list()
+        unknown = [name for name in names if name not in LORA_TARGETS]
+        if unknown:
+            raise GptkitError(f"`lora.targets`: unknown target {unknown[0]!r}; choose from {', '.join(LORA_TARGETS)}")
+        if self.r and not names:
+            raise GptkitError(f"`lora.targets` is empty; choose from {', '.join(LORA_TARGETS)}")
+        if "qkv" in names and {"q", "k", "v"} & set(names):
+            raise GptkitError("`lora.targets`: qkv already covers q, k and v; give either qkv or some of q, k, v")
+
+
 @dataclass
 class LogConfig:
     """Where training metrics go besides `metrics.jsonl` (always written)."""
@@ -254,6 +303,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
     mlm: MaskedLMConfig = field(default_factory=MaskedLMConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
     data: list[DataSource] = field(default_factory=list)
     stages: list[StageConfig] = field(default_factory=list)
     preset: str = ""
@@ -262,6 +312,12 @@ class RunConfig:
         self.model.validate()
         self.train.validate()
         self.mlm.validate()
+        self.lora.validate()
+        if self.lora.r and self.train.optimizer == "muon":
+            raise GptkitError(
+                "`train.optimizer`=muon is for full weight matrices, not LoRA's low-rank factors; use adamw with "
+                "`lora.r` > 0 (the sft preset does)"
+            )
         if self.stages and self.data:
             raise GptkitError(
                 "config: give either [[data]] (one mixture for the whole run) or [[stages]] (each with its own "
@@ -301,7 +357,7 @@ class RunConfig:
         return config
 
 
-_SECTIONS = {"model": GPTConfig, "train": TrainConfig, "log": LogConfig, "mlm": MaskedLMConfig}
+_SECTIONS = {"model": GPTConfig, "train": TrainConfig, "log": LogConfig, "mlm": MaskedLMConfig, "lora": LoRAConfig}
 # Settings that moved, as (section, old key) -> (section, key): old run directories and old --set lines still work.
 MOVED_KEYS = {("train", f"mlm_{name}"): ("mlm", name) for name in ("prob", "mask", "random", "passages", "whole_word")}
 

@@ -16,6 +16,7 @@ import torch
 
 from gptkit.config import GPTConfig, RunConfig
 from gptkit.errors import GptkitError
+from gptkit.lora import trainable_count
 from gptkit.model import mlp_hidden_size
 
 FLOAT_BYTES = 4  # weights, gradients and optimizer moments are float32, whatever the compute dtype
@@ -122,8 +123,10 @@ class TrainingMemory:
 
 def training_bytes(config: RunConfig, dtype: torch.dtype = torch.float32, device_type: str = "cpu") -> TrainingMemory:
     m, t = config.model, config.train
+    weights = param_count(m)
+    trained = trainable_count(m, config.lora) if config.lora.r else weights  # LoRA: the adapters alone
     return TrainingMemory(
-        state=ADAMW_BYTES_PER_PARAM * param_count(m) + buffer_bytes(m),
+        state=FLOAT_BYTES * weights + (ADAMW_BYTES_PER_PARAM - FLOAT_BYTES) * trained + buffer_bytes(m),
         activations=activation_bytes(m, t.batch_size, dtype, device_type),
         batch=2 * 8 * t.batch_size * m.block_size,
     )

@@ -13,6 +13,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 from gptkit.config import GPTConfig
 from gptkit.dropout import Dropout, dropout
@@ -276,6 +277,7 @@ class GPT(nn.Module):
             cos, sin = rope_tables(config.n_embd // config.n_head, config.block_size, config.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)  # (block_size, hs/2)
             self.register_buffer("rope_sin", sin, persistent=False)
+        self.recompute_blocks = False  # activation checkpointing, set by training (`train.recompute`)
         self.apply(self._init_weights)
         # GPT-2 scales the init of the projections that write into the residual stream by 1/sqrt(2 * n_layer),
         # so the stream's variance does not grow with depth (GPT-2 paper, section 2.3).
@@ -348,8 +350,12 @@ class GPT(nn.Module):
         mask = None  # None: SDPA's own causal path, or (one new token after a cache) no mask at all
         if key_mask is not None or (past > 0 and T > 1):
             mask = attention_mask(T, past, key_mask, idx.device, causal=self.config.causal)  # (B|1, 1, T, past+T)
+        recompute = self.recompute_blocks and self.training and torch.is_grad_enabled()
         for block in self.transformer.h:
-            x = block(x, rope, cache, mask)
+            if recompute:  # keep only each block's input; its activations are recomputed in the backward pass
+                x = torch.utils.checkpoint.checkpoint(block, x, rope, cache, mask, use_reentrant=False)
+            else:
+                x = block(x, rope, cache, mask)
         if cache is not None:
             cache.advance(T)
         x = self.transformer.ln_f(x)

@@ -16,6 +16,7 @@ from gptkit.chat.template import CHAT_TOKENS, conversation_from, fitted_prompt, 
 from gptkit.checkpoint import BEST_FILE, WEIGHTS_FILE, load_model, read_run_config
 from gptkit.errors import ArgumentError, GptkitError
 from gptkit.generate import cut_at_stops, decode_pieces, generate_tokens
+from gptkit.lora import merge_lora
 from gptkit.model import GPT
 from gptkit.objectives import Objective, objective_for
 from gptkit.quantize import check_quantize, quantize_model
@@ -228,7 +229,8 @@ def _settings(sampling: SamplingConfig, max_new_tokens: int | None, options: dic
 
 
 def load_run(run_dir, *, weights: str = "last", device: str = "auto", quantize: str = "none") -> Run:
-    """Load `run_dir` (written by `gptkit train`) with its `last` or `best` (lowest val loss) weights;
+    """Load `run_dir` (written by `gptkit train`) with its `last` or `best` (lowest val loss) weights (a LoRA
+    run: its base run's weights with its adapters merged in);
     `quantize="int8"` holds the linear layers' weights in int8 for faster CPU generation (`gptkit.quantize`)."""
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
@@ -243,5 +245,8 @@ def load_run(run_dir, *, weights: str = "last", device: str = "auto", quantize: 
             "val split have none); use weights='last' (--weights last)"
         )
     model = load_model(run_dir, config, WEIGHT_CHOICES[weights])
+    if config.lora.r:  # a LoRA run: its base with the adapters folded in, as fast as any model of its size
+        model = merge_lora(model)
+        config.model = model.config  # an adapted head is untied now
     model = quantize_model(model.to(target).eval(), quantize, target)
     return Run(run_dir, model, tokenizer, config, target)

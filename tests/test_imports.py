@@ -12,17 +12,18 @@ LAYERS = [
     {"atomic", "paths", "presets", "dropout", "runtime", "quantize"},
     {"config", "sampling", "sources"},
     {"tokenizer", "model"},
-    {"memory", "chat"},
+    {"memory", "chat", "lora", "lora_base"},
     {"data", "checkpoint", "generate"},
     {"evaluate"},
     {"objectives"},
     {"train", "run", "hf"},
-    {"experiments", "viz", "serve"},
+    {"experiments", "viz", "serve", "lora_merge"},
     {"cli", "__init__", "__main__"},
 ]
 # Imports between two rooms of one layer, each allowed on purpose (anything else is a cycle waiting to happen).
 SIBLING_IMPORTS = {
     ("hf", "run"),
+    ("memory", "lora"),
     ("__main__", "cli"),
 }
 

@@ -190,3 +190,17 @@ def test_the_floor_holds_for_bf16_activations_and_counts_them_at_half_size():
     with torch.autocast("cpu", dtype=torch.bfloat16), torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
         model(x, x)
     assert bf16.activations <= sum(saved)
+
+
+def test_a_lora_run_needs_the_frozen_weights_once_and_state_for_its_adapters_only():
+    from gptkit.lora import trainable_count
+    from gptkit.memory import param_count, training_bytes
+
+    full = resolve_config(preset="gpt2")
+    full.model.vocab_size = 50257
+    lora = resolve_config(preset="gpt2", overrides=["lora.r=8"])
+    lora.model.vocab_size = 50257
+    saved = training_bytes(full).state - training_bytes(lora).state
+    frozen = param_count(full.model) - trainable_count(lora.model, lora.lora)
+    assert saved == 12 * frozen  # a gradient and two AdamW moments, float32, for every frozen weight
+    assert training_bytes(lora).activations == training_bytes(full).activations

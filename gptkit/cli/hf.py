@@ -1,13 +1,27 @@
-"""`gptkit export` (a run -> a Hugging Face transformers folder) and `gptkit import` (back); see `gptkit.hf`."""
+"""`gptkit export` (a run -> a Hugging Face transformers folder, or a LoRA run's adapters -> a PEFT folder),
+`gptkit import` (back) and `gptkit merge` (a LoRA run -> a plain run); see `gptkit.hf` and `gptkit.lora_merge`."""
 
 from gptkit.cli.common import MEMORY_CHECK_HELP, RUN, WEIGHTS
 
 
 def cmd_export(args) -> None:
+    if args.format == "peft":
+        from gptkit.hf.peft import export_peft
+
+        out = export_peft(args.run, args.out, weights=args.weights)
+        print(f"wrote {out}: load it with peft.PeftModel.from_pretrained(base, {str(out)!r})")
+        return
     from gptkit.hf import export_hf
 
     out = export_hf(args.run, args.out, weights=args.weights)
     print(f"wrote {out}: load it with transformers.AutoModelForCausalLM.from_pretrained({str(out)!r})")
+
+
+def cmd_merge(args) -> None:
+    from gptkit.lora_merge import merge_run
+
+    out = merge_run(args.run, args.out, weights=args.weights)
+    print(f"wrote {out}: a plain run with the adapters merged in; sample with `gptkit sample {out}`")
 
 
 def cmd_import(args) -> None:
@@ -24,9 +38,18 @@ def add_hf_commands(sub) -> None:
     p = sub.add_parser(
         "export", parents=[RUN, WEIGHTS], help="write a run as a Hugging Face transformers checkpoint folder"
     )
-    p.add_argument("--format", default="hf", choices=["hf"], help="hf: GPT2LMHeadModel or LlamaForCausalLM")
+    p.add_argument(
+        "--format",
+        default="hf",
+        choices=["hf", "peft"],
+        help="hf: GPT2LMHeadModel or LlamaForCausalLM (a LoRA run merged); peft: a LoRA run's adapters for PEFT",
+    )
     p.add_argument("--out", required=True, help="folder to write (replaced if it exists)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("merge", parents=[RUN, WEIGHTS], help="fold a LoRA run's adapters into a plain run")
+    p.add_argument("--out", required=True, help="run directory to create")
+    p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("import", help="turn a local Hugging Face GPT-2 or Llama folder into a run directory")
     p.add_argument("source", help="folder with config.json and model.safetensors (or shards, or pytorch_model.bin)")

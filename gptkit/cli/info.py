@@ -45,13 +45,22 @@ def run_summary(run_dir) -> str:
 
     config = read_run_config(run_dir)
     total, non_embedding = count_params(config.model)
-    return "\n".join(
-        [
-            f"run {run_dir}: {total / 1e6:.2f}M parameters ({non_embedding / 1e6:.2f}M without position embeddings)",
-            describe_config(config.model),
-            f"preset {config.preset or '(none)'}, data {', '.join(d.path for d in config.data)}",
-        ]
-    )
+    lines = [
+        f"run {run_dir}: {total / 1e6:.2f}M parameters ({non_embedding / 1e6:.2f}M without position embeddings)",
+        describe_config(config.model),
+        f"preset {config.preset or '(none)'}, data {', '.join(d.path for d in config.data)}",
+    ]
+    if config.lora.r:
+        from gptkit.lora_base import read_base_reference
+        from gptkit.paths import shown
+
+        base = read_base_reference(run_dir, check=False)
+        lora = config.lora
+        lines.append(
+            f"LoRA adapters r={lora.r} alpha={lora.alpha:g} on {lora.targets} of base run {shown(base['run'])} "
+            f"(weights sha256 {base['sha256'][:12]}); `gptkit merge` makes it a plain run"
+        )
+    return "\n".join(lines)
 
 
 def cmd_info(args) -> None:

@@ -27,6 +27,7 @@ from gptkit.config import RunConfig
 from gptkit.errors import ArgumentError, GptkitError
 from gptkit.hf.convert import check_hf_tensors, config_from_hf, from_hf_state, hf_architecture, hf_config, to_hf_state
 from gptkit.hf.folder import check_export_target, out_dir_error, read_hf_weights, replace_folder
+from gptkit.lora import merge_lora
 from gptkit.memory import check_model_fits
 from gptkit.model import GPT
 from gptkit.paths import folder_problem, read_json, shown
@@ -47,8 +48,10 @@ def export_hf(run_dir, out_dir, *, weights: str = "last", echo=print) -> Path:
     chat = tokenizer is not None and is_chat_tokenizer(tokenizer)  # a reply ends with <|im_end|>, not the text
     eos = tokenizer.specials.get("<|endoftext|>") if isinstance(tokenizer, BPETokenizer) else None
     eos = tokenizer.specials[IM_END] if chat else eos
-    hf_conf = hf_config(config.model, arch, eos)
     model = load_model(run_dir, config, WEIGHT_CHOICES[weights])
+    if config.lora.r:  # the whole model: adapters merged in (`--format peft` writes them alone)
+        model = merge_lora(model)
+    hf_conf = hf_config(model.config, arch, eos)  # after a merge: an adapted head is untied
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

@@ -29,6 +29,7 @@ from gptkit.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     TrainState,
+    base_reference,
     load_checkpoint,
     load_weights,
     read_run_config,
@@ -38,6 +39,8 @@ from gptkit.checkpoint import (
 )
 from gptkit.config import RunConfig, TrainConfig
 from gptkit.errors import ArgumentError, GptkitError
+from gptkit.lora import adapted_targets, apply_lora
+from gptkit.lora_base import BASE_FILE, read_base_reference, write_base_reference
 from gptkit.memory import check_training_fits
 from gptkit.model import GPT
 from gptkit.objectives import objective_for
@@ -52,7 +55,7 @@ from gptkit.train.precision import choose_cpu_dtype
 from gptkit.train.tensorboard import TENSORBOARD_DIR, TensorBoardLog, summary_writer_class
 from gptkit.train.timing import Cadence, ProgressBar, RunClock
 
-RUN_FILES = (CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, BEST_FILE, CHECKPOINT_FILE, METRICS_FILE)
+RUN_FILES = (CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, BEST_FILE, CHECKPOINT_FILE, METRICS_FILE, BASE_FILE)
 
 
 @dataclass
@@ -227,6 +230,21 @@ def describe_start(
     )
 
 
+def describe_lora(config: RunConfig, model: GPT, base: dict) -> str:
+    """The start-up line of a LoRA run: its adapters, what trains, and the base it adapts."""
+    lora = config.lora
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    rows = config.model.vocab_size - base["vocab_rows"]
+    added = f" and {rows} added token row(s)" if rows > 0 else ""
+    targets = ",".join(adapted_targets(model))
+    return (
+        f"lora: r={lora.r} alpha={lora.alpha:g} (scale {lora.alpha / lora.r:g}) dropout={lora.dropout:g} on "
+        f"{targets}{added}: {trainable:,} trainable parameters ({100 * trainable / total:.2f}% "
+        f"of {total:,}); base {shown(base['run'])} (weights sha256 {base['sha256'][:12]}), frozen"
+    )
+
+
 def check_world_size(state: TrainState, world: World, cfg: TrainConfig) -> tuple[int, str | None]:
     """On resume with another number of processes, keep the global batch by recomputing `grad_accum`.
 
@@ -304,6 +322,7 @@ class Trainer:
         self.generators: dict[str, torch.Generator] = {}  # the batch samplers' RNGs, saved in checkpoints
         self.metrics: MetricsLog | None = None
         self.state: TrainState | None = None  # the counters a checkpoint saves
+        self.base: dict | None = None  # a LoRA run's base run (gptkit.lora_base)
         notes, error = [], None
         try:  # every rank checks and loads; a failure on any one of them stops all of them (world.agree)
             notes = self.load(resume=resume, overwrite=overwrite, init_from=init_from)
@@ -335,11 +354,16 @@ class Trainer:
             or world.mean(torch.tensor(measure_peak_flops(self.device, self.dtype), device=self.device)).item()
         )
         self.tokens_per_step = self.cfg.grad_accum * self.cfg.batch_size * config.model.block_size * world.size
-        self.speed = Throughput(self.tokens_per_step, self.model.flops_per_token(), peak * world.size)
+        flops = self.model.flops_per_token()
+        if config.lora.r:  # frozen weights need no weight gradients: 4 of the 6 FLOPs per parameter and token
+            flops -= 2 * (self.model.num_params() - sum(p.numel() for p in self.model.parameters() if p.requires_grad))
+        self.speed = Throughput(self.tokens_per_step, flops, peak * world.size)
         self.last_rates = {"ms_per_step": 0.0, "tokens_per_s": 0.0, "mfu": 0.0}  # of the last log, for eval records
         self.losses: dict[str, float] = {}  # of the last eval
         self.train_loss = math.nan  # of the last log step
         self.echo(describe_start(config, self.model, self.data, world, self.dtype, peak, dtype_note))
+        if config.lora.r:
+            self.echo(describe_lora(config, self.model, self.base))
         for warning in start_warnings(config, self.has_val):
             self.echo(f"warning: {warning}")
         if resume:
@@ -360,6 +384,13 @@ class Trainer:
         objective = objective_for(config)
         objective.check()
         grow_vocab = False
+        if init_from is not None and not config.lora.r and read_run_config(Path(init_from)).lora.r:
+            raise ArgumentError(
+                "init_from",
+                f"is a LoRA run (adapters alone); merge it first (`gptkit merge {shown(init_from)} --out DIR`) and "
+                "start from the merged run",
+                shown(init_from),
+            )
         if init_from is not None and config.all_data():
             needed = check_init_tokenizer(Path(init_from), Path(config.all_data()[0].path), objective)
             grow_vocab = 0 < config.model.vocab_size < needed
@@ -372,8 +403,15 @@ class Trainer:
             check_training_fits(config, self.device, processes_sharing_memory(world), self.dtype)
         torch.manual_seed(self.cfg.seed)
         self.model = GPT(config.model).to(self.device)
+        if config.lora.r:
+            self.base = self.lora_base(resume, init_from)
+            init_from = self.base["run"]
+            grow_vocab = self.base["vocab_rows"] < config.model.vocab_size
         if init_from is not None:
             load_weights(self.model, Path(init_from) / WEIGHTS_FILE, grow_vocab=grow_vocab)
+        if config.lora.r:  # the base is frozen; only adapters (and the rows of added tokens) train
+            apply_lora(self.model, config.lora, first_new_row=self.base["vocab_rows"])
+        self.model.recompute_blocks = self.cfg.recompute
         self.optimizer = build_optimizer(self.model, self.cfg, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=(self.dtype == torch.float16))
         self.generators = {"train": torch.Generator().manual_seed(self.cfg.seed)}
@@ -403,6 +441,24 @@ class Trainer:
             self.scaler.load_state_dict(self.state.scaler)
         return [note] if note else []
 
+    def lora_base(self, resume: bool, init_from) -> dict:
+        """The run a LoRA run adapts: `init_from` when it starts, the one in its `base.json` when it resumes."""
+        if resume:
+            saved, lora = read_run_config(self.run_dir).lora, self.config.lora
+            if (saved.r, saved.target_list()) != (lora.r, lora.target_list()):
+                raise ArgumentError(
+                    "resume",
+                    f"the run's adapters are `lora.r`={saved.r} on {saved.targets}; they cannot change on resume "
+                    "(start a new run for others)",
+                )
+            return read_base_reference(self.run_dir)
+        if init_from is None:
+            raise ArgumentError(
+                "init_from",
+                "LoRA (`lora.r` > 0) trains adapters on a trained model; pass the run to adapt (--init-from RUN)",
+            )
+        return base_reference(Path(init_from))
+
     def pick_cpu_dtype(self) -> str:
         """`train.dtype=auto` on a CPU: the dtype this run started with, or a probe's pick (`train/precision.py`);
         returns the reason, for the start-up line."""
@@ -425,6 +481,8 @@ class Trainer:
         else:
             clear_run_dir(self.run_dir)
             self.data.tokenizer.save(self.run_dir / TOKENIZER_FILE)  # as the objective trains with it
+            if self.config.lora.r:
+                write_base_reference(self.run_dir, self.base)
         write_run_config(self.run_dir, self.config)  # on resume too: `--set train.max_iters` may have changed it
 
     def step_batches(self):

@@ -115,12 +115,12 @@ def run_torchrun(tmp_path, data, out, *overrides, extra=()):
     return output, audit
 
 
-def train_single(data, out, *overrides, resume=False):
+def train_single(data, out, *overrides, resume=False, init_from=None):
     """One process on one thread, as each torchrun worker (OMP_NUM_THREADS=1): the same arithmetic."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return train(tiny_config(data, *SCHEDULE, *overrides), out, resume=resume, **QUIET)
+        return train(tiny_config(data, *SCHEDULE, *overrides), out, resume=resume, init_from=init_from, **QUIET)
     finally:
         torch.set_num_threads(threads)
 
@@ -152,6 +152,15 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(ddp_run, sma
     )
     assert ddp.keys() == single.keys() == set(range(1, 7))
     assert all(abs(ddp[s] - single[s]) < 1e-5 for s in ddp)
+
+
+def test_lora_under_torchrun_equals_one_process(trained_run, small_data, tmp_path):
+    lora = ["lora.r=4", "lora.targets=q,v,proj", "lora.dropout=0.1", "train.max_iters=4"]
+    output, _ = run_torchrun(tmp_path, small_data, tmp_path / "ddp", *lora, extra=["--init-from", str(trained_run)])
+    train_single(small_data, tmp_path / "single", *lora, "train.grad_accum=2", init_from=trained_run)
+    assert output.count("trainable parameters") == 1 and "x 2 processes" in output
+    assert max_difference(tmp_path / "ddp", tmp_path / "single") <= 1e-5  # the adapters, the only saved weights
+    assert all(".lora_" in name for name in load_file(tmp_path / "ddp" / "model.safetensors"))
 
 
 def test_gradients_are_synced_once_per_step(ddp_run):
