@@ -8,8 +8,9 @@ def cmd_export(args) -> None:
     if args.format == "peft":
         from gptkit.hf.peft import export_peft
 
-        out = export_peft(args.run, args.out, weights=args.weights)
-        print(f"wrote {out}: load it with peft.PeftModel.from_pretrained(base, {str(out)!r})")
+        notes = []  # where the base model comes from, said after what was written
+        out = export_peft(args.run, args.out, weights=args.weights, echo=notes.append)
+        print(f"wrote {out}: load it with peft.PeftModel.from_pretrained(base, {str(out)!r})", *notes, sep="\n")
         return
     from gptkit.hf import export_hf
 

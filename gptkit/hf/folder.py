@@ -53,14 +53,16 @@ def out_dir_error(out: Path, problem: str) -> ArgumentError:
 
 
 def check_export_target(out: Path, run_dir: Path) -> None:
-    """`out_dir` may be new, empty, or an earlier export; never the run itself or a folder holding it."""
+    """`out_dir` may be new, empty, or an earlier export (a model or PEFT adapters); never the run itself or a
+    folder holding it."""
     if out.resolve() == run_dir.resolve() or out.resolve() in run_dir.resolve().parents:
         raise out_dir_error(out, f"would replace the run {shown(run_dir)} itself; choose another folder")
     if out.exists() and not out.is_dir():
         raise out_dir_error(out, "is a file; choose a folder")
     if out.is_dir() and any(out.iterdir()):
-        config = out / "config.json"
+        config, adapters = out / "config.json", out / "adapter_config.json"
         earlier = config.is_file() and "model_type" in read_json(config, what="not an earlier export")
+        earlier = earlier or (adapters.is_file() and "peft_type" in read_json(adapters, what="not an earlier export"))
         if not earlier:
             raise out_dir_error(out, "not empty and not an earlier export; choose a new folder")
 
