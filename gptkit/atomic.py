@@ -3,7 +3,8 @@
 A crash or Ctrl-C mid-write leaves the old file (or none), never a half-written one. Entry points:
 `atomic_write_text(path, text)` and the `replacing(path)` context manager for writers that need a path;
 `replacing_via_private_folder(path)` for writers that make temp files of their own (safetensors does), so that
-whatever a killed writer leaves is one folder that `remove_stale_temp_files` recognises and removes.
+whatever a killed writer leaves is one folder that `remove_stale_temp_files` recognises and removes;
+`new_folder(out)` for a whole folder of files (an imported or merged run) that appears complete or not at all.
 """
 
 import contextlib
@@ -56,6 +57,24 @@ def replacing_via_private_folder(path):
         os.replace(tmp, path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def new_folder(out):
+    """Yield a staging folder beside `out` to fill; on success it becomes `out` (replacing an empty folder
+    there), with the usual umask-based mode; on error it is removed. `out` must not hold anything."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_UMASK)
+        if out.exists():
+            out.rmdir()  # an empty folder the user made; a non-empty one fails here rather than being replaced
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 # safetensors' own temp names (from a write outside a private folder, as gptkit made them before 0.1 had these)

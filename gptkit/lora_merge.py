@@ -7,9 +7,9 @@ Entry point: `merge_run`.
 """
 
 import shutil
-import tempfile
 from pathlib import Path
 
+from gptkit.atomic import new_folder
 from gptkit.checkpoint import WEIGHTS_FILE, load_model, read_run_config, save_weights, write_run_config
 from gptkit.config import LoRAConfig, RunConfig
 from gptkit.errors import ArgumentError, GptkitError
@@ -37,17 +37,9 @@ def merge_run(run_dir, out_dir, *, weights: str = "last") -> Path:
     model = merge_lora(load_model(run_dir, config, WEIGHT_CHOICES[weights]))
     merged = RunConfig.from_dict(config.to_dict())
     merged.model, merged.lora = model.config, LoRAConfig()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with new_folder(out) as staging:  # a non-empty `out` was refused above
         write_run_config(staging, merged)
         save_weights(model, staging / WEIGHTS_FILE, {"merged_from": str(run_dir.resolve()), "weights": weights})
         if (run_dir / TOKENIZER_FILE).exists():
             shutil.copyfile(run_dir / TOKENIZER_FILE, staging / TOKENIZER_FILE)
-        if out.exists():
-            out.rmdir()  # an empty folder the user made; a non-empty one was refused above
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out

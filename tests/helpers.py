@@ -75,3 +75,34 @@ def typed(lines: list[str]):
             raise EOFError from None
 
     return read
+
+
+def tiny_hf_model(kind: str, vocab: int, tied: bool):
+    """A random transformers GPT-2 or Llama (grouped-query attention, rope_theta 5000) with 2 layers of 32, in
+    eval mode; every weight nudged off HF's exact 0/1 inits so that each one matters for parity."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    if kind == "gpt2":
+        config = transformers.GPT2Config(
+            vocab_size=vocab, n_positions=64, n_embd=32, n_layer=2, n_head=4, tie_word_embeddings=tied
+        )
+        model = transformers.GPT2LMHeadModel(config)
+    else:
+        config = transformers.LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            tie_word_embeddings=tied,
+            rope_theta=5000.0,
+        )
+        model = transformers.LlamaForCausalLM(config)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * 0.02)
+    return model.eval()

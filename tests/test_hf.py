@@ -6,6 +6,7 @@ import pickle
 
 import pytest
 import torch
+from helpers import tiny_hf_model
 from safetensors.torch import load_file, save_file
 
 import gptkit
@@ -22,29 +23,7 @@ VOCAB = 96
 
 
 def hf_model(kind: str, tied: bool):
-    torch.manual_seed(0)
-    if kind == "gpt2":
-        config = transformers.GPT2Config(
-            vocab_size=VOCAB, n_positions=64, n_embd=32, n_layer=2, n_head=4, tie_word_embeddings=tied
-        )
-        model = transformers.GPT2LMHeadModel(config)
-    else:
-        config = transformers.LlamaConfig(
-            vocab_size=VOCAB,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=64,
-            tie_word_embeddings=tied,
-            rope_theta=5000.0,
-        )
-        model = transformers.LlamaForCausalLM(config)
-    with torch.no_grad():  # HF inits some weights to exactly 0 or 1; make every tensor matter for parity
-        for param in model.parameters():
-            param.add_(torch.randn_like(param) * 0.02)
-    return model.eval()
+    return tiny_hf_model(kind, VOCAB, tied)
 
 
 def ours_vs_hf(ours: GPT, hf) -> None:

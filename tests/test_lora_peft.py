@@ -7,7 +7,7 @@ number matters, then exported and loaded with `peft.PeftModel.from_pretrained`.
 
 import pytest
 import torch
-from helpers import tiny_config
+from helpers import tiny_config, tiny_hf_model
 
 import gptkit
 from gptkit.checkpoint import WEIGHTS_FILE, load_model, read_run_config, save_weights
@@ -19,31 +19,6 @@ from gptkit.train.loop import train
 
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
-
-
-def hf_base(kind: str, vocab: int, tied: bool):
-    torch.manual_seed(0)
-    if kind == "gpt2":
-        config = transformers.GPT2Config(
-            vocab_size=vocab, n_positions=64, n_embd=32, n_layer=2, n_head=4, tie_word_embeddings=tied
-        )
-        model = transformers.GPT2LMHeadModel(config)
-    else:
-        config = transformers.LlamaConfig(
-            vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=64,
-            tie_word_embeddings=tied,
-        )
-        model = transformers.LlamaForCausalLM(config)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(torch.randn_like(param) * 0.02)
-    return model.eval()
 
 
 def randomise_adapters(run_dir) -> None:
@@ -74,7 +49,7 @@ CASES = [
 def test_peft_loads_the_adapters_with_gptkits_logits(kind, data, targets, tied, tmp_path, small_data, chat_data):
     tokenizer = load_tokenizer(small_data)
     # a model as large as the tokenizer: chat data (two more tokens) grows it, and those rows train
-    base = hf_base(kind, tokenizer.vocab_size if data == "chat" else 96, tied)
+    base = tiny_hf_model(kind, tokenizer.vocab_size if data == "chat" else 96, tied)
     base.save_pretrained(tmp_path / "hf")
     import_hf(tmp_path / "hf", tmp_path / "imported", tokenizer=small_data / "tokenizer.json", echo=lambda x: None)
     folder = chat_data if data == "chat" else small_data
@@ -114,7 +89,7 @@ def test_what_peft_cannot_hold_is_refused(tmp_path, small_data, chat_data, capsy
     from gptkit.cli import main
 
     tokenizer = load_tokenizer(small_data)
-    hf_base("llama", tokenizer.vocab_size, tied=False).save_pretrained(tmp_path / "hf")
+    tiny_hf_model("llama", tokenizer.vocab_size, tied=False).save_pretrained(tmp_path / "hf")
     import_hf(tmp_path / "hf", tmp_path / "imported", tokenizer=small_data / "tokenizer.json", echo=lambda x: None)
     config = tiny_config(chat_data, "lora.r=2", "lora.targets=q,head", "train.max_iters=2", "train.eval_interval=2")
     config.train.objective = "sft"

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from gptkit.atomic import new_folder
 from gptkit.chat.template import IM_END, IM_START, JINJA_TEMPLATE, is_chat_tokenizer
 from gptkit.checkpoint import (
     WEIGHTS_FILE,
@@ -102,19 +103,11 @@ def import_hf(src_dir, out_dir, *, tokenizer=None, echo=print, check_memory: boo
         raise GptkitError(
             f"{shown(src)}: its tokenizer {sizes}; attach a matching one with tokenizer=PATH (--tokenizer PATH)"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with new_folder(out) as staging:  # a non-empty `out` was refused above
         write_run_config(staging, RunConfig(model=model_config, preset=f"imported:{arch}"))
         save_weights(model, staging / WEIGHTS_FILE, {"imported_from": str(src)})
         if tok is not None:
             tok.save(staging / TOKENIZER_FILE)
-        if out.exists():
-            out.rmdir()  # an empty folder the user made; a non-empty one was refused above
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     if note:
         echo(note)
     return out
