@@ -76,7 +76,7 @@ def fine_tune(root: Path, data: Path, base: Path, mode: str, recompute: bool, st
     peak = int(done.stdout.rsplit("peak_rss_bytes", 1)[1].split()[0])
     steps_ms = [r["ms_per_step"] for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "train" and r["step"] > 1]
     return {
-        "peak_rss_mb": peak / 2**20,
+        "peak_rss_mib": peak / 2**20,
         "optimizer_state_bytes": optimizer_bytes(out / "checkpoint.safetensors"),
         "s_per_step": statistics.median(steps_ms) / 1e3,
         "saved_file_bytes": (out / WEIGHTS_FILE).stat().st_size,
@@ -124,7 +124,7 @@ def main() -> None:
             "full": full,
             "lora_r8": lora,
             "optimizer_state_ratio": full["optimizer_state_bytes"] / lora["optimizer_state_bytes"],
-            "peak_rss_reduction": 1 - lora["peak_rss_mb"] / full["peak_rss_mb"],
+            "peak_rss_reduction": 1 - lora["peak_rss_mib"] / full["peak_rss_mib"],
             "step_speedup": full["s_per_step"] / lora["s_per_step"],
         }
     report["machine"] = machine(torch.device("cpu"))

@@ -10,7 +10,7 @@
    matrices, then every matrix and the head.
 5. Score each model: exact-match accuracy of greedy replies (`run.chat`) on the held-out prompts, per task,
    and the Shakespeare val loss; the pretrained model scores before fine-tuning.
-Prints a table, writes results.json and chat_sft.png into --out. About 8 minutes on 2 idle CPU cores.
+Prints a table, writes results.json and chat_sft.png into --out. About 11 minutes on 2 idle CPU cores.
 Usage: python experiments/chat_sft.py [--pretrain-steps 2000] [--sft-steps 1500] [--out DIR]
 """
 

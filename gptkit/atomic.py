@@ -17,6 +17,7 @@ from pathlib import Path
 # mkstemp creates files readable by the owner only; give ours the usual umask-based mode instead.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+FOLDER_MODE = 0o777 & ~_UMASK  # what mkdir would give; mkdtemp gives 0700
 
 
 @contextlib.contextmanager
@@ -68,7 +69,7 @@ def new_folder(out):
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         yield staging
-        os.chmod(staging, 0o777 & ~_UMASK)
+        os.chmod(staging, FOLDER_MODE)
         if out.exists():
             out.rmdir()  # an empty folder the user made; a non-empty one fails here rather than being replaced
         staging.rename(out)

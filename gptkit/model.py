@@ -350,7 +350,7 @@ class GPT(nn.Module):
         mask = None  # None: SDPA's own causal path, or (one new token after a cache) no mask at all
         if key_mask is not None or (past > 0 and T > 1):
             mask = attention_mask(T, past, key_mask, idx.device, causal=self.config.causal)  # (B|1, 1, T, past+T)
-        recompute = self.recompute_blocks and self.training and torch.is_grad_enabled()
+        recompute = self.recompute_blocks and self.training and torch.is_grad_enabled() and cache is None
         for block in self.transformer.h:
             if recompute:  # keep only each block's input; its activations are recomputed in the backward pass
                 x = torch.utils.checkpoint.checkpoint(block, x, rope, cache, mask, use_reentrant=False)

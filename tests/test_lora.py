@@ -230,7 +230,14 @@ def test_adapters_cannot_change_on_resume(tmp_path, trained_run, small_data):
     quiet = dict(echo=lambda line: None, progress=False)
     settings = ["lora.r=2", "train.max_iters=4", "train.eval_interval=2"]
     train(tiny_config(small_data, *settings), tmp_path / "run", init_from=trained_run, **quiet)
-    with pytest.raises(GptkitError, match=r"adapters are `lora.r`=2 on qkv,proj; they cannot change on resume"):
+    for change in (["lora.r=0"], ["lora.alpha=4"]):
+        with pytest.raises(GptkitError, match=r"adapters \(`lora.r`=2 on qkv,proj, alpha 16\) cannot change on resume"):
+            train(
+                tiny_config(small_data, *settings, *change, "train.max_iters=6"), tmp_path / "run", resume=True, **quiet
+            )
+    reordered = tiny_config(small_data, *settings, "lora.targets=proj,qkv", "train.max_iters=6")
+    train(reordered, tmp_path / "run", resume=True, **quiet)  # the same adapters, named in another order
+    with pytest.raises(GptkitError, match=r"adapters \(`lora.r`=2 on proj,qkv, alpha 16\) cannot change on resume"):
         train(
             tiny_config(small_data, *settings, "lora.r=4", "train.max_iters=6"), tmp_path / "run", resume=True, **quiet
         )

@@ -6,6 +6,7 @@ Entry points: `read_hf_weights`, `check_export_target`, `replace_folder`.
 """
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from gptkit.atomic import FOLDER_MODE
 from gptkit.errors import ArgumentError, GptkitError
 from gptkit.paths import read_json, shown
 
@@ -69,6 +71,7 @@ def check_export_target(out: Path, run_dir: Path) -> None:
 
 def replace_folder(staging: Path, out: Path) -> None:
     """Put `staging` at `out`; an earlier `out` is moved aside first and removed only afterwards."""
+    os.chmod(staging, FOLDER_MODE)  # a staging folder from mkdtemp is the owner's alone
     old = None
     if out.exists():
         old = out.with_name(f".{out.name}.old")

@@ -230,6 +230,20 @@ def describe_start(
     )
 
 
+def check_same_adapters(saved: RunConfig, config: RunConfig) -> None:
+    """A resumed run keeps its adapters: their rank, targets and scale (or their absence) cannot change."""
+
+    def adapters(c: RunConfig):
+        return (c.lora.r, sorted(c.lora.target_list()), c.lora.alpha) if c.lora.r else None
+
+    if adapters(saved) != adapters(config):
+        had = f"`lora.r`={saved.lora.r} on {saved.lora.targets}, alpha {saved.lora.alpha:g}" if saved.lora.r else "none"
+        raise ArgumentError(
+            "resume",
+            f"the run's LoRA adapters ({had}) cannot change on resume; start a new run for other ones",
+        )
+
+
 def describe_lora(config: RunConfig, model: GPT, base: dict) -> str:
     """The start-up line of a LoRA run: its adapters, what trains, and the base it adapts."""
     lora = config.lora
@@ -381,6 +395,8 @@ class Trainer:
         self.device = world.device
         self.dtype = resolve_dtype(self.cfg.dtype, self.device)
         config.validate()
+        if resume:
+            check_same_adapters(read_run_config(run_dir), config)
         objective = objective_for(config)
         objective.check()
         grow_vocab = False
@@ -444,13 +460,6 @@ class Trainer:
     def lora_base(self, resume: bool, init_from) -> dict:
         """The run a LoRA run adapts: `init_from` when it starts, the one in its `base.json` when it resumes."""
         if resume:
-            saved, lora = read_run_config(self.run_dir).lora, self.config.lora
-            if (saved.r, saved.target_list()) != (lora.r, lora.target_list()):
-                raise ArgumentError(
-                    "resume",
-                    f"the run's adapters are `lora.r`={saved.r} on {saved.targets}; they cannot change on resume "
-                    "(start a new run for others)",
-                )
             return read_base_reference(self.run_dir)
         if init_from is None:
             raise ArgumentError(
