@@ -18,6 +18,7 @@ from pathlib import Path
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 FOLDER_MODE = 0o777 & ~_UMASK  # what mkdir would give; mkdtemp gives 0700
+FILE_MODE = 0o666 & ~_UMASK  # what open() would give; mkstemp (and safetensors' own temp files) give 0600
 
 
 @contextlib.contextmanager
@@ -29,7 +30,7 @@ def replacing(path):
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -54,7 +55,7 @@ def replacing_via_private_folder(path):
     try:
         tmp = folder / path.name
         yield tmp
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -10,7 +10,7 @@ import torch
 from helpers import tiny_config, tiny_hf_model
 
 import gptkit
-from gptkit.atomic import FOLDER_MODE
+from gptkit.atomic import FILE_MODE, FOLDER_MODE
 from gptkit.checkpoint import WEIGHTS_FILE, load_model, read_run_config, save_weights
 from gptkit.hf import export_hf, import_hf
 from gptkit.hf.peft import export_peft
@@ -66,6 +66,7 @@ def test_peft_loads_the_adapters_with_gptkits_logits(kind, data, targets, tied, 
     export_peft(tmp_path / "lora", tmp_path / "adapters", echo=lambda line: None)
     export_peft(tmp_path / "lora", tmp_path / "adapters", echo=lambda line: None)  # an earlier export is replaced
     assert (tmp_path / "adapters").stat().st_mode & 0o777 == FOLDER_MODE  # not mkdtemp's 0700
+    assert all(path.stat().st_mode & 0o777 == FILE_MODE for path in (tmp_path / "adapters").iterdir())
     hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf_base")
     vocab = read_run_config(tmp_path / "lora").model.vocab_size
     if data == "chat":

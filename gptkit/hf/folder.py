@@ -14,7 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from gptkit.atomic import FOLDER_MODE
+from gptkit.atomic import FILE_MODE, FOLDER_MODE
 from gptkit.errors import ArgumentError, GptkitError
 from gptkit.paths import read_json, shown
 
@@ -71,7 +71,9 @@ def check_export_target(out: Path, run_dir: Path) -> None:
 
 def replace_folder(staging: Path, out: Path) -> None:
     """Put `staging` at `out`; an earlier `out` is moved aside first and removed only afterwards."""
-    os.chmod(staging, FOLDER_MODE)  # a staging folder from mkdtemp is the owner's alone
+    os.chmod(staging, FOLDER_MODE)  # mkdtemp's folder and safetensors' files are the owner's alone
+    for path in staging.iterdir():
+        os.chmod(path, FILE_MODE)
     old = None
     if out.exists():
         old = out.with_name(f".{out.name}.old")
