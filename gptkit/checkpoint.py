@@ -150,7 +150,7 @@ def save_weights(model: torch.nn.Module, path, metadata: dict | None = None) -> 
         save_file(saved_state(model), str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
 
 
-def read_safetensors(path) -> dict[str, torch.Tensor]:
+def _read_safetensors(path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise GptkitError(f"{path}: missing; the run has no saved weights yet (did training reach a checkpoint?)")
@@ -162,7 +162,7 @@ def read_safetensors(path) -> dict[str, torch.Tensor]:
 
 def load_weights(model: torch.nn.Module, path, *, grow_vocab: bool = False) -> None:
     """Load `path` into `model`; with `grow_vocab`, a vocabulary smaller than the model's gains its new rows."""
-    tensors = read_safetensors(path)
+    tensors = _read_safetensors(path)
     if grow_vocab:
         tensors = with_new_vocab_rows(tensors, weights_state(model))
     load_weights_state(model, tensors, str(path))
@@ -225,9 +225,7 @@ def load_lora_model(run_dir, config: RunConfig, weights_file: str) -> torch.nn.M
     reference = read_base_reference(run_dir)
     check_model_fits(config.model, torch.device("cpu"), str(Path(run_dir) / CONFIG_FILE))
     model = GPT(config.model)
-    base_weights = Path(reference["run"]) / reference["weights"]
-    tensors = with_new_vocab_rows(read_safetensors(base_weights), weights_state(model))
-    load_weights_state(model, tensors, str(base_weights))
+    load_weights(model, Path(reference["run"]) / reference["weights"], grow_vocab=True)  # rows of added tokens
     apply_lora(model, config.lora, first_new_row=int(reference["vocab_rows"]))
     load_weights(model, Path(run_dir) / weights_file)
     return model
@@ -274,7 +272,7 @@ def load_checkpoint(
     from safetensors import safe_open
 
     path = Path(path)
-    tensors = read_safetensors(path)
+    tensors = _read_safetensors(path)
     with safe_open(str(path), framework="pt") as handle:
         try:
             info = json.loads((handle.metadata() or {}).get("gptkit", "{}"))

@@ -80,8 +80,7 @@ class LoRALinear(nn.Module):
             # The trainable rows' outputs replace the last ones (the whole matmul runs as in the base, so the
             # base's tokens get bit-identical outputs); a tied head shares the rows with the embedding.
             first, bias = self.first_new_row, self.bias
-            new = F.linear(x, self.new_rows, None if bias is None else bias[first:])
-            y = torch.cat([y[..., :first], new], dim=-1)
+            y[..., first:] = F.linear(x, self.new_rows, None if bias is None else bias[first:])  # no copy of y
         if self.merged or not self.parts:
             return y
         a, b = self.factors()
