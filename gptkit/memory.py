@@ -16,6 +16,7 @@ import torch
 
 from gptkit.config import GPTConfig, RunConfig
 from gptkit.errors import GptkitError
+from gptkit.linear_loss import chunk_rows
 from gptkit.lora import trainable_count
 from gptkit.model import mlp_hidden_size
 
@@ -60,16 +61,17 @@ def activation_bytes(
     m: GPTConfig, batch_size: int, dtype: torch.dtype = torch.float32, device_type: str = "cpu"
 ) -> int:
     """A floor on what one micro-batch keeps for its backward pass: per layer the block's inputs, q/k/v, the
-    attention output and the MLP's hidden activations (in the compute `dtype`); the logits and their softmax
-    (always float32); and, where attention with dropout has no fused kernel (CPU, MPS), one T x T score
-    matrix per head and layer."""
+    attention output and the MLP's hidden activations (in the compute `dtype`); one chunk of logits and their
+    softmax (always float32; `gptkit.linear_loss` never holds more); and, where attention with dropout has no
+    fused kernel (CPU, MPS), one T x T score matrix per head and layer."""
     tokens = batch_size * m.block_size
     hidden = mlp_hidden_size(m) * (3 if m.mlp == "swiglu" else 2)
     per_layer = tokens * (8 * m.n_embd + hidden)
     if m.attention_dropout() > 0 and device_type != "cuda":
         per_layer += batch_size * m.n_head * m.block_size * m.block_size
     compute_bytes = torch.empty((), dtype=dtype).element_size()
-    return compute_bytes * m.n_layer * per_layer + FLOAT_BYTES * 2 * tokens * m.vocab_size
+    logits = min(tokens, chunk_rows(m.vocab_size)) * m.vocab_size
+    return compute_bytes * m.n_layer * per_layer + FLOAT_BYTES * 2 * logits
 
 
 def available_bytes(device: torch.device) -> int:

@@ -17,6 +17,7 @@ import torch.utils.checkpoint
 
 from gptkit.config import GPTConfig
 from gptkit.dropout import Dropout, dropout
+from gptkit.linear_loss import linear_cross_entropy
 
 
 class LayerNorm(nn.Module):
@@ -316,7 +317,8 @@ class GPT(nn.Module):
         positions: torch.Tensor | None = None,
         key_mask: torch.Tensor | None = None,
         last_only: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return_logits: bool = True,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Logits for each position and, given targets, the mean cross-entropy.
 
         Args:
@@ -326,8 +328,10 @@ class GPT(nn.Module):
             positions: (B, T) position of each token; default `cache.length + arange(T)` (0-based).
             key_mask: (B, cache.length + T) bool, False for padding that no position may attend to.
             last_only: compute logits for the last position only, (B, 1, vocab); used when sampling.
+            return_logits: False when only the loss is wanted: with targets and a plain head the loss then comes
+                from `linear_cross_entropy`, which never holds all the logits, and the logits returned are None.
         Returns:
-            logits (B, T, vocab) float32, and loss (a scalar) or None.
+            logits (B, T, vocab) float32 (or None, see `return_logits`), and loss (a scalar) or None.
         """
         B, T = idx.shape
         past = cache.length if cache is not None else 0
@@ -361,6 +365,8 @@ class GPT(nn.Module):
         x = self.transformer.ln_f(x)
         if last_only:
             x = x[:, -1:, :]  # (B, 1, C)
+        if targets is not None and not return_logits and type(self.lm_head) is nn.Linear:
+            return None, linear_cross_entropy(x, self.lm_head.weight, targets, self.config.logit_softcap)
         logits = self.lm_head(x).float()  # (B, T, vocab); float32 even under autocast, for a stable softmax
         if self.config.logit_softcap > 0:  # smooth bound on the logits' size, so none can run away
             logits = self.config.logit_softcap * torch.tanh(logits / self.config.logit_softcap)

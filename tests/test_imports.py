@@ -9,7 +9,7 @@ import gptkit
 PACKAGE = Path(gptkit.__file__).parent
 LAYERS = [
     {"errors"},
-    {"atomic", "paths", "presets", "dropout", "runtime", "quantize"},
+    {"atomic", "paths", "presets", "dropout", "linear_loss", "runtime", "quantize"},
     {"config", "sampling", "sources"},
     {"tokenizer", "model"},
     {"memory", "chat", "lora", "lora_base"},

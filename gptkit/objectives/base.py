@@ -58,7 +58,7 @@ class Objective:
     def loss(self, model, batch) -> torch.Tensor:
         """The mean loss of one batch from a batch source."""
         inputs, targets = batch
-        return model(inputs, targets)[1]
+        return model(inputs, targets, return_logits=False)[1]
 
     # -- a trained run ---------------------------------------------------------------------------------
     def check_generates(self, run_dir) -> None:

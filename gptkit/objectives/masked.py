@@ -59,7 +59,7 @@ class MaskedLM(Objective):
 
     def loss(self, model, batch) -> torch.Tensor:
         inputs, targets, real = batch  # real: (B, T) bool, False at padding
-        return model(inputs, targets, key_mask=real)[1]
+        return model(inputs, targets, key_mask=real, return_logits=False)[1]
 
     def check_generates(self, run_dir) -> None:
         raise GptkitError(

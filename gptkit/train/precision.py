@@ -76,7 +76,7 @@ def probe_step_seconds(model: torch.nn.Module, rows: int) -> tuple[float, float]
     def seconds(dtype: torch.dtype) -> float:
         began = time.perf_counter()
         with autocast_for(device, dtype):
-            _, loss = model(inputs, targets)
+            _, loss = model(inputs, targets, return_logits=False)
         loss.backward()
         model.zero_grad(set_to_none=True)
         return time.perf_counter() - began
