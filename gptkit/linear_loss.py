@@ -9,6 +9,7 @@ dtype, softmax in float32), same FLOPs, no recomputation.
 """
 
 import torch
+from torch.autograd.function import once_differentiable
 
 CHUNK_LOGITS = 2**24  # logits per chunk: 64 MB in float32 (334 rows of GPT-2's vocabulary)
 IGNORE = -1  # target of a position that is not scored
@@ -22,14 +23,16 @@ class LinearCrossEntropy(torch.autograd.Function):
     """mean over scored rows of cross_entropy(softcap(x @ weight.T), targets); see `linear_cross_entropy`."""
 
     @staticmethod
-    def forward(ctx, x, weight, targets, softcap: float):
+    def forward(ctx, x, weight, targets, softcap: float, grad_enabled: bool):
         device_type = x.device.type
         dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else x.dtype
-        want_x, want_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        # needs_input_grad ignores torch.no_grad (evaluation): without this no eval batch would skip the gradients
+        want_x, want_weight = grad_enabled and ctx.needs_input_grad[0], grad_enabled and ctx.needs_input_grad[1]
         with torch.autocast(device_type, enabled=False):
             x_low, weight_low = x.to(dtype), weight.to(dtype)
             scored = targets != IGNORE
             count = scored.sum()
+            share = 1 / count.clamp(min=1)  # each scored row's weight in the mean; no NaN gradients when none is
             grad_x = torch.empty_like(x) if want_x else None
             grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if want_weight else None
             total = torch.zeros((), dtype=torch.float32, device=x.device)
@@ -47,10 +50,10 @@ class LinearCrossEntropy(torch.autograd.Function):
                 total += ((log_norm - picked) * keep).sum()
                 if not (want_x or want_weight):
                     continue
-                # d(loss)/d(logits) = softmax - one_hot(target), on scored rows; the 1/count comes last.
+                # d(loss)/d(logits) = softmax - one_hot(target), on scored rows, each weighted 1/count
                 grad = logits.sub_(log_norm[:, None]).exp_()
                 grad[torch.arange(grad.shape[0], device=grad.device), safe_targets] -= 1
-                grad *= keep[:, None]
+                grad *= keep[:, None] * share  # scaled before the low-precision matmuls, as the plain path is
                 if softcap > 0:
                     grad *= 1 - squashed.square()
                 grad = grad.to(dtype)
@@ -60,23 +63,20 @@ class LinearCrossEntropy(torch.autograd.Function):
                     grad_weight.addmm_(grad.T, x_low[rows])
                 elif want_weight:  # addmm_ cannot add a bf16 product into float32
                     grad_weight += grad.T @ x_low[rows]
-            loss = total / count
-        if want_x:
-            grad_x /= count
-        if want_weight:
-            grad_weight /= count
+            loss = total / count  # NaN when nothing is scored, as F.cross_entropy gives
         ctx.save_for_backward(grad_x, grad_weight)
         ctx.weight_dtype = weight.dtype
         return loss
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_loss):
         grad_x, grad_weight = ctx.saved_tensors
         if grad_x is not None:
             grad_x = grad_x * grad_loss
         if grad_weight is not None:  # in place: a second (V, C) tensor would cost what the chunks saved
             grad_weight = grad_weight.mul_(grad_loss).to(ctx.weight_dtype)
-        return grad_x, grad_weight, None, None
+        return grad_x, grad_weight, None, None, None
 
 
 def linear_cross_entropy(
@@ -92,4 +92,5 @@ def linear_cross_entropy(
     Returns:
         A scalar, NaN when no position is scored (as `F.cross_entropy` gives).
     """
-    return LinearCrossEntropy.apply(x.reshape(-1, x.shape[-1]), weight, targets.reshape(-1), float(softcap))
+    rows = x.reshape(-1, x.shape[-1])
+    return LinearCrossEntropy.apply(rows, weight, targets.reshape(-1), float(softcap), torch.is_grad_enabled())

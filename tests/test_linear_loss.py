@@ -61,12 +61,30 @@ def test_bf16_autocast_matches_within_bf16_rounding(small_chunks):
         assert (have - want).norm() / want.norm() < 1e-2
 
 
-def test_no_scored_position_gives_nan_like_cross_entropy():
+def test_no_scored_position_gives_nan_like_cross_entropy_and_zero_gradients():
     x = torch.randn(5, 8, requires_grad=True)
-    weight = torch.randn(VOCAB, 8)
+    weight = torch.randn(VOCAB, 8, requires_grad=True)
     targets = torch.full((5,), -1)
-    assert math.isnan(linear_cross_entropy(x, weight, targets).item())
     assert math.isnan(plain_loss(x, weight, targets, 0.0).item())
+    loss = linear_cross_entropy(x, weight, targets)
+    assert math.isnan(loss.item())
+    loss.backward()
+    assert not x.grad.any() and not weight.grad.any()
+
+
+def matmuls_run(fn) -> int:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return sum(e.count for e in prof.key_averages() if e.key in ("aten::mm", "aten::addmm", "aten::addmm_"))
+
+
+def test_evaluation_under_no_grad_makes_no_gradients(small_chunks):
+    x = torch.randn(36, 16, requires_grad=True)
+    weight = torch.randn(VOCAB, 16, requires_grad=True)
+    targets = torch.randint(VOCAB, (36,))
+    with torch.no_grad():
+        assert matmuls_run(lambda: linear_cross_entropy(x, weight, targets)) == 6  # the 6 chunks' logits alone
+    assert matmuls_run(lambda: linear_cross_entropy(x, weight, targets)) == 18  # and both gradients of each
 
 
 def saved_for_backward_bytes(fn) -> int:
