@@ -1,10 +1,21 @@
-"""`gptkit export` (a run -> a Hugging Face transformers folder, or a LoRA run's adapters -> a PEFT folder),
+"""`gptkit export` (a run -> a Hugging Face transformers folder, a LoRA run's adapters -> a PEFT folder, or a
+run -> one GGUF file for llama.cpp),
 `gptkit import` (back) and `gptkit merge` (a LoRA run -> a plain run); see `gptkit.hf` and `gptkit.lora_merge`."""
 
 from gptkit.cli.common import MEMORY_CHECK_HELP, RUN, WEIGHTS
+from gptkit.errors import ArgumentError
 
 
 def cmd_export(args) -> None:
+    if args.outtype is not None and args.format != "gguf":
+        raise ArgumentError("outtype", "applies to --format gguf only", args.outtype, flag="--outtype")
+    if args.format == "gguf":
+        from gptkit.gguf_export import export_gguf
+
+        notes = []
+        out = export_gguf(args.run, args.out, outtype=args.outtype or "f32", weights=args.weights, echo=notes.append)
+        print(f"wrote {out}: run it with llama.cpp, e.g. llama_cpp.Llama({str(out)!r})", *notes, sep="\n")
+        return
     if args.format == "peft":
         from gptkit.hf.peft import export_peft
 
@@ -42,10 +53,12 @@ def add_hf_commands(sub) -> None:
     p.add_argument(
         "--format",
         default="hf",
-        choices=["hf", "peft"],
-        help="hf: GPT2LMHeadModel or LlamaForCausalLM (a LoRA run merged); peft: a LoRA run's adapters for PEFT",
+        choices=["hf", "peft", "gguf"],
+        help="hf: GPT2LMHeadModel or LlamaForCausalLM (a LoRA run merged); peft: a LoRA run's adapters for PEFT; "
+        "gguf: one file for llama.cpp (a LoRA run merged)",
     )
-    p.add_argument("--out", required=True, help="folder to write (replaced if it exists)")
+    p.add_argument("--out", required=True, help="folder to write (replaced if it exists); for gguf the .gguf file")
+    p.add_argument("--outtype", choices=["f32", "f16", "q8_0"], help="gguf only: weight precision (default f32, exact)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("merge", parents=[RUN, WEIGHTS], help="fold a LoRA run's adapters into a plain run")
