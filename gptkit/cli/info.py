@@ -50,6 +50,7 @@ def run_summary(run_dir) -> str:
         describe_config(config.model),
         f"preset {config.preset or '(none)'}, data {', '.join(d.path for d in config.data)}",
     ]
+    lines.extend(budget_lines(run_dir, config))
     if config.lora.r:
         from gptkit.lora_base import read_base_reference
         from gptkit.paths import shown
@@ -61,6 +62,22 @@ def run_summary(run_dir) -> str:
             f"(weights sha256 {base['sha256'][:12]}); `gptkit merge` makes it a plain run"
         )
     return "\n".join(lines)
+
+
+def budget_lines(run_dir, config) -> list[str]:
+    """The token budget of a trained run: the tokens it saw (from its metrics), against its size and data."""
+    from pathlib import Path
+
+    from gptkit.budget import TokenBudget, data_train_tokens
+    from gptkit.train.metrics import read_metrics
+
+    metrics = Path(run_dir) / "metrics.jsonl"
+    seen = [r["tokens"] for r in read_metrics(metrics) if "tokens" in r] if metrics.is_file() else []
+    if not seen:
+        return []
+    budget = TokenBudget.of(config.model, max(seen), data_train_tokens(config))
+    warning = budget.warning()
+    return [budget.line().replace("training tokens", "tokens trained on"), *([warning] if warning else [])]
 
 
 def cmd_info(args) -> None:

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from gptkit.atomic import remove_stale_temp_files
+from gptkit.budget import TokenBudget
 from gptkit.checkpoint import (
     BEST_FILE,
     CHECKPOINT_FILE,
@@ -209,7 +210,8 @@ def describe_start(
     processes = f" x {world.size} processes" if world.is_distributed else ""
     where = f"{world.size} x {world.device.type}" if world.is_distributed else str(world.device)
     total = tokens_per_step * t.max_iters
-    epochs = total / max(data.train_tokens(), 1)
+    budget = TokenBudget.of(m, None if t.time_budget_s else total, data.train_tokens())
+    warning = budget.warning()
     return "\n".join(
         [
             "model: " + " ".join(f"{k}={v}" for k, v in vars(m).items()),
@@ -224,8 +226,10 @@ def describe_start(
             + (
                 f"as many steps as fit in {t.time_budget_s:g} s (train.time_budget_s)"
                 if t.time_budget_s
-                else f"{t.max_iters:,} steps = {total / 1e6:.2f}M tokens = {epochs:.2f} epochs"
+                else f"{t.max_iters:,} steps = {total / 1e6:.2f}M tokens"
             ),
+            budget.line(),
+            *([warning] if warning else []),
         ]
     )
 

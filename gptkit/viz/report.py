@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from gptkit.atomic import atomic_write_text
+from gptkit.budget import TokenBudget, data_train_tokens
 from gptkit.errors import ArgumentError
 from gptkit.paths import shown
 from gptkit.run import load_run
@@ -103,6 +104,13 @@ def summary_section(run, records: list[dict]) -> str:
         "best val loss": number(min((r["val_loss"] for r in evals if "val_loss" in r), default=float("nan"))),
         "training time": f"{records[-1]['time']:.1f} s" if records else "n/a",
     }
+    if last_eval.get("tokens"):
+        budget = TokenBudget.of(run.config.model, last_eval["tokens"], data_train_tokens(run.config))
+        summary["tokens per parameter"] = f"{budget.tokens_per_parameter:.2g} (compute-optimal: about 20)"
+        if budget.epochs is not None:
+            summary["epochs over the data"] = f"{budget.epochs:.3g}"
+        if budget.warning():
+            summary["token budget"] = budget.warning().removeprefix("warning: ")
     return settings_table("Summary", summary)
 
 

@@ -1,0 +1,78 @@
+"""The token budget said at the start of training: cpu-baby on 20 KB is warned about, on Tiny Shakespeare not."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gptkit.budget import TokenBudget
+from gptkit.cli import main
+from gptkit.config import resolve_config
+from gptkit.memory import param_count
+
+
+def start_lines(data, out) -> list[str]:
+    """The lines `gptkit train --preset cpu-baby` (2000 steps) prints before its first step; then it is stopped."""
+    command = [sys.executable, "-m", "gptkit", "train", "--data", str(data), "--out", str(out), "--preset"]
+    command += ["cpu-baby", "--set", "train.device=cpu", "train.dtype=float32"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("eval step 0"):
+                break
+    finally:
+        process.kill()
+        process.wait()
+    return lines
+
+
+def expected_numbers(data) -> tuple[int, int, int]:
+    model = resolve_config(preset="cpu-baby").model
+    model.vocab_size = json.loads((data / "meta.json").read_text())["vocab_size"]
+    tokens = 2000 * 12 * 64  # cpu-baby: 2000 steps of 12 x 64 tokens
+    return param_count(model), tokens, json.loads((data / "meta.json").read_text())["train_tokens"]
+
+
+@pytest.mark.slow
+def test_cpu_baby_on_20_kb_is_warned_and_on_tiny_shakespeare_it_is_not(tmp_path, shakespeare_text):
+    (tmp_path / "small.txt").write_text(shakespeare_text[:20_000], encoding="utf-8")
+    for name, source in (("small", str(tmp_path / "small.txt")), ("full", "shakespeare")):
+        assert main(["prepare", source, "--tokenizer", "char", "--out", str(tmp_path / name)]) == 0
+    printed = {name: start_lines(tmp_path / name, tmp_path / f"run-{name}") for name in ("small", "full")}
+    for name, lines in printed.items():
+        params, tokens, data_tokens = expected_numbers(tmp_path / name)
+        budget_line = next(line for line in lines if line.startswith("budget:"))
+        assert f"{params / 1e6:.2f}M parameters" in budget_line
+        assert f"{tokens / 1e6:.2f}M training tokens = {tokens / params:.2g} per parameter" in budget_line
+        assert f"{tokens / data_tokens:.3g} epochs over" in budget_line
+    small, full = "\n".join(printed["small"]), "\n".join(printed["full"])
+    epochs = expected_numbers(tmp_path / "small")[1] / expected_numbers(tmp_path / "small")[2]
+    assert epochs > 50 and f"the run goes over them {epochs:.0f} times" in small and "per parameter, far below" in small
+    assert "Expect it to memorise" in small and "smaller model" in small
+    assert "warning:" not in full  # 1.5 epochs, 1.9 tokens per parameter: a sound demo
+
+
+def test_the_budget_says_why_in_plain_words():
+    model = resolve_config(preset="cpu-baby").model
+    model.vocab_size = 65
+    little = TokenBudget.of(model, training_tokens=100_000, data_tokens=50_000)
+    assert "50,000 tokens of data are 0.062 per parameter, far below the ~20" in little.warning()
+    assert "goes over" not in little.warning()  # 2 epochs
+    short = TokenBudget.of(model, training_tokens=100_000, data_tokens=10_000_000)
+    assert short.tokens_per_parameter < 1 and short.warning() is None  # undertrained, not memorising
+    enough = TokenBudget.of(model, training_tokens=20 * param_count(model), data_tokens=10 * param_count(model))
+    assert enough.warning() is None and "2 epochs" in enough.line()
+    timed = TokenBudget.of(model, training_tokens=None, data_tokens=10_000_000)
+    assert timed.warning() is None and "time budget" in timed.line()
+
+
+def test_info_and_the_report_say_the_budget(trained_run, capsys, tmp_path):
+    assert main(["info", str(trained_run)]) == 0
+    out = capsys.readouterr().out
+    assert "tokens trained on =" in out and "per parameter (compute-optimal: about 20)" in out
+    assert main(["report", str(trained_run), "--out", str(tmp_path / "r.html"), "--samples", "1"]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "tokens per parameter" in page and "epochs over the data" in page
