@@ -1,9 +1,10 @@
 """Input text for `prepare` and `tokenizer train`: files, folders, bundled names -> documents, in blocks, never whole.
 
 Kinds: plain text (`.txt`, `.md`, anything else; one file = one document) and JSON lines (`.jsonl`, one
-record = one document, its text under `--field`), each optionally gzip-compressed (`.gz`). Folders are read
-recursively in sorted order, hidden files skipped. Reading hashes the raw file bytes on the way (sha256 in
-the manifest) and refuses empty, binary and non-UTF-8 input with the file and byte offset.
+record = one document, its text under `--field`), each optionally gzip-compressed (`.gz`); Parquet and Arrow
+(`.parquet`, `.arrow`: one row = one document, its text column named by `--field`; see `gptkit.columnar`).
+Folders are read recursively in sorted order, hidden files skipped. Reading hashes the raw file bytes on the
+way (sha256 in the manifest) and refuses empty, binary and non-UTF-8 input with the file and byte offset.
 Entry points: `resolve_sources`, `iter_documents`.
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from gptkit.columnar import COLUMNAR_SUFFIXES, DATASETS_METADATA, columnar_documents, file_sha256
 from gptkit.errors import GptkitError
 from gptkit.paths import input_problem, shown
 
@@ -33,6 +35,7 @@ class Source:
     path: Path
     jsonl: bool = False
     compressed: bool = False
+    columnar: bool = False  # Parquet or Arrow
     num_bytes: int = 0
     sha256: str = ""
     characters: int = 0
@@ -52,6 +55,8 @@ def _source(path: Path) -> Source:
     suffixes = [s.lower() for s in path.suffixes]
     compressed = bool(suffixes) and suffixes[-1] == ".gz"
     kind = suffixes[-2] if compressed and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+    if not compressed and kind in COLUMNAR_SUFFIXES:
+        return Source(path, columnar=True)
     return Source(path, jsonl=kind == ".jsonl", compressed=compressed)
 
 
@@ -72,6 +77,8 @@ def resolve_sources(paths: list[str]) -> list[Source]:
             )
             if not found:
                 raise GptkitError(f"{shown(path)}: the folder has no files; point at a folder of text files")
+            if any(p.suffix.lower() == ".arrow" for p in found):  # a `datasets.save_to_disk` folder
+                found = [p for p in found if p.name not in DATASETS_METADATA]
             files.extend(found)
         elif arg in BUNDLED:
             files.append(BUNDLED[arg])
@@ -175,7 +182,17 @@ def _record_text(source: Source, line: str, number: int, text_field: str) -> str
 def iter_documents(source: Source, text_field: str = "text") -> Iterator[list[str] | Iterator[str]]:
     """Each document of `source` as an iterable of text blocks, counting characters and documents on the way."""
     source.characters = source.documents = 0
-    if source.jsonl:
+    if source.columnar:
+        source.sha256, source.num_bytes = file_sha256(source.path)
+        for text in columnar_documents(source.path, text_field):
+            source.characters += len(text)
+            source.documents += 1
+            yield [text]
+        if not source.documents:
+            raise GptkitError(
+                f"{shown(source.path)}: column {text_field!r} has no text; remove the file from the inputs"
+            )
+    elif source.jsonl:
         for text in _jsonl_documents(source, text_field):
             if not text:  # an empty record is no document (and gets no separator)
                 continue

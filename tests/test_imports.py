@@ -10,7 +10,7 @@ PACKAGE = Path(gptkit.__file__).parent
 LAYERS = [
     {"errors"},
     {"atomic", "paths", "presets", "dropout", "linear_loss", "runtime", "quantize"},
-    {"config", "sampling", "sources"},
+    {"config", "sampling", "sources", "columnar"},
     {"tokenizer", "model"},
     {"memory", "chat", "lora", "lora_base"},
     {"data", "checkpoint", "generate", "budget"},
@@ -24,6 +24,7 @@ LAYERS = [
 SIBLING_IMPORTS = {
     ("hf", "run"),
     ("gguf_export", "run"),
+    ("sources", "columnar"),
     ("memory", "lora"),
     ("__main__", "cli"),
 }

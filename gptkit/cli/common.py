@@ -33,9 +33,14 @@ TEXT_INPUTS.add_argument(
     "paths",
     nargs="+",
     metavar="PATH",
-    help="text files (.txt, .jsonl, also .gz), folders, or a bundled name (shakespeare, warandpeace)",
+    help="text files (.txt, .jsonl, also .gz), Parquet or Arrow files, folders, or a bundled name (shakespeare, "
+    "warandpeace)",
 )
-TEXT_INPUTS.add_argument("--field", default="text", help="the text field of .jsonl records (default: text)")
+TEXT_INPUTS.add_argument(
+    "--field",
+    default="text",
+    help="the text field of .jsonl records, or column of .parquet/.arrow files (default: text)",
+)
 
 SAMPLING = _group()
 _s = DEFAULT_SAMPLING
