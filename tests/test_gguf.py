@@ -1,6 +1,8 @@
 """GGUF export: the file read back has the expected tensors, and llama.cpp (through llama-cpp-python) tokenizes,
 scores and continues text as gptkit does, for GPT-2-style and Llama-style runs with BPE and char tokenizers."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +27,12 @@ KOREAN = (FIXTURES / "korean" / "hyeon_jingeon_unsu_joeun_nal.txt").read_text(en
 CHINESE = "我们的模型在中文数据上训练。今天天气很好，我们去公园散步吧。小明说：你好，世界！"
 TEXTS = ["ROMEO: what light through yonder window breaks?\nJULIET: 'tis I.", KOREAN[200:260], CHINESE[:24]]
 LLAMA = dict(pos="rope", norm="rmsnorm", mlp="swiglu", bias=False, n_kv_head=2, rope_theta=5000.0)
-KINDS = {
-    "gpt2-char": ("char", {}),
-    "gpt2-bpe-untied-nobias": ("bpe-gpt2", {"tie_embeddings": False, "bias": False}),
-    "llama-char": ("char", LLAMA),
-    "llama-bpe-untied": ("bpe-gpt4", {**LLAMA, "tie_embeddings": False}),
+KINDS = {  # (tokenizer, model options, llama.cpp tokenizer model)
+    "gpt2-char": ("char", {}, "gpt2"),
+    "gpt2-char-ascii": ("char-ascii", {}, "rwkv"),  # no end-of-text token: llama.cpp's rwkv model, no EOS
+    "gpt2-bpe-untied-nobias-gqa": ("bpe-gpt2", {"tie_embeddings": False, "bias": False, "n_kv_head": 2}, "gpt2"),
+    "llama-char": ("char", LLAMA, "gpt2"),
+    "llama-bpe-untied-bias": ("bpe-gpt4", {**LLAMA, "tie_embeddings": False, "bias": True}, "gpt2"),
 }
 
 
@@ -39,7 +42,8 @@ def tokenizers(tmp_path_factory, shakespeare_text):
     text = shakespeare_text[:30000] + KOREAN + CHINESE
     corpus.write_text(text, encoding="utf-8")
     return {
-        "char": CharTokenizer.from_text(text),
+        "char": CharTokenizer(sorted(set(text)), specials=["<|endoftext|>"]),
+        "char-ascii": CharTokenizer.from_text(shakespeare_text),
         "bpe-gpt2": train_bpe([corpus], 600, pattern="gpt2", specials=["<|endoftext|>"], progress=False),
         "bpe-gpt4": train_bpe([corpus], 700, pattern="gpt4", specials=["<|endoftext|>"], progress=False),
     }
@@ -63,7 +67,7 @@ def make_run(folder: Path, tokenizer, spare_rows: int = 3, **options) -> GPT:
 
 @pytest.fixture(scope="module", params=list(KINDS))
 def exported(request, tokenizers, tmp_path_factory):
-    tokenizer_kind, options = KINDS[request.param]
+    tokenizer_kind, options, _ = KINDS[request.param]
     folder = tmp_path_factory.mktemp(request.param)
     model = make_run(folder / "run", tokenizers[tokenizer_kind], **options)
     out = export_gguf(folder / "run", folder / "model.gguf", echo=lambda line: None)
@@ -76,53 +80,67 @@ def reader_tensors(path) -> dict[str, np.ndarray]:
     return {t.name: np.array(t.data).reshape(list(reversed(t.shape.tolist()))) for t in reader.tensors}
 
 
+def expected_tensors(model: GPT) -> dict[str, np.ndarray]:
+    """Every tensor llama.cpp's gpt2 or llama graph loads, from our weights, written out here by hand; the
+    Llama q and k rows are left out (checked by what they compute, below)."""
+    ours = {name: t.numpy() for name, t in weights_state(model).items()}
+    m, llama = model.config, model.config.pos == "rope"
+    zeros = np.zeros
+    out = {"token_embd.weight": ours["transformer.wte.weight"], "output_norm.weight": ours["transformer.ln_f.weight"]}
+    if not m.tie_embeddings:
+        out["output.weight"] = ours["lm_head.weight"]
+    if not llama:
+        positions = zeros((4096, m.n_embd), np.float32)  # padded with zeros to the 4,096 tokens llama.cpp's tools open
+        positions[: m.block_size] = ours["transformer.wpe.weight"]
+        out["position_embd.weight"] = positions
+        out["output_norm.bias"] = ours.get("transformer.ln_f.bias", zeros(m.n_embd, np.float32))
+    parts = {"ln_1": "attn_norm", "attn.c_proj": "attn_output", "ln_2": "ffn_norm", "mlp.c_fc": "ffn_up"}
+    parts |= {"mlp.c_proj": "ffn_down"} | ({"mlp.c_gate": "ffn_gate"} if llama else {"attn.c_attn": "attn_qkv"})
+    for i in range(m.n_layer):
+        for our_name, name in parts.items():
+            weight = ours[f"transformer.h.{i}.{our_name}.weight"]
+            out[f"blk.{i}.{name}.weight"] = weight
+            bias = ours.get(f"transformer.h.{i}.{our_name}.bias")
+            if bias is not None or not llama:  # llama.cpp's gpt2 graph needs every bias: zeros where none
+                out[f"blk.{i}.{name}.bias"] = bias if bias is not None else zeros(weight.shape[0], np.float32)
+        if llama:
+            hs, kv = m.n_embd // m.n_head, m.n_kv_head
+            for kind in ("weight", "bias") if m.bias else ("weight",):
+                v = ours[f"transformer.h.{i}.attn.c_attn.{kind}"][m.n_embd + kv * hs :]
+                out[f"blk.{i}.attn_v.{kind}"] = v
+    return out
+
+
 def test_the_file_holds_every_tensor_with_its_name_shape_and_values(exported):
     kind, run_dir, model, path = exported
     tensors = reader_tensors(path)
-    ours = {name: t.numpy() for name, t in weights_state(model).items()}
+    expected = expected_tensors(model)
     m = model.config
-    expected_names = {"token_embd.weight", "output_norm.weight"}
-    expected_names |= {"output.weight"} if not m.tie_embeddings else set()
-    llama = kind.startswith("llama")
-    per_layer = ["attn_norm", "attn_output", "ffn_norm", "ffn_up", "ffn_down"]
-    per_layer += ["attn_q", "attn_k", "attn_v", "ffn_gate"] if llama else ["attn_qkv"]
-    for i in range(m.n_layer):
-        expected_names |= {f"blk.{i}.{part}.weight" for part in per_layer}
-        if not llama:  # llama.cpp's gpt2 graph needs every bias: zeros where the run has none
-            expected_names |= {f"blk.{i}.{part}.bias" for part in per_layer}
+    llama = m.pos == "rope"
+    rope_rows = {f"blk.{i}.attn_{x}.{k}" for i in range(m.n_layer) for x in "qk" for k in ("weight", "bias")}
+    rope_rows = {name for name in rope_rows if llama and (name.endswith("weight") or m.bias)}
+    assert set(tensors) == set(expected) | rope_rows
+    for name, values in expected.items():
+        assert tensors[name].dtype == np.float32 and tensors[name].shape == values.shape, name
+        np.testing.assert_array_equal(tensors[name], values, err_msg=name)
     if not llama:
-        expected_names |= {"position_embd.weight", "output_norm.bias"}
-    assert set(tensors) == expected_names
-    assert all(t.dtype == np.float32 for t in tensors.values())
-    np.testing.assert_array_equal(tensors["token_embd.weight"], ours["transformer.wte.weight"])
-    np.testing.assert_array_equal(tensors["blk.1.ffn_down.weight"], ours["transformer.h.1.mlp.c_proj.weight"])
-    if not m.tie_embeddings:
-        np.testing.assert_array_equal(tensors["output.weight"], ours["lm_head.weight"])
-    if not llama:
-        np.testing.assert_array_equal(tensors["blk.0.attn_qkv.weight"], ours["transformer.h.0.attn.c_attn.weight"])
-        positions = tensors["position_embd.weight"]  # padded with zeros to the 4,096 tokens llama.cpp's tools open
-        assert positions.shape == (4096, m.n_embd) and not positions[m.block_size :].any()
-        np.testing.assert_array_equal(positions[: m.block_size], ours["transformer.wpe.weight"])
-        if not m.bias:
-            assert not tensors["blk.0.attn_qkv.bias"].any() and not tensors["output_norm.bias"].any()
         return
     # Llama: q and k rows interleaved so that llama.cpp's rotation of adjacent pairs is ours of split halves.
+    ours = {name: t.numpy() for name, t in weights_state(model).items()}
     hs, kv = m.n_embd // m.n_head, m.n_kv_head
-    q, k, v = np.split(ours["transformer.h.0.attn.c_attn.weight"], [m.n_embd, m.n_embd + kv * hs])
-    np.testing.assert_array_equal(tensors["blk.0.attn_v.weight"], v)
+    q, k, _ = np.split(ours["transformer.h.0.attn.c_attn.weight"], [m.n_embd, m.n_embd + kv * hs])
     x = torch.randn(5, m.n_embd)
     cos, sin = rope_tables(hs, 5, m.rope_theta)
     for ours_rows, name, heads in ((q, "attn_q", m.n_head), (k, "attn_k", kv)):
         rotated = apply_rope((x @ torch.from_numpy(ours_rows).T).view(5, heads, hs).transpose(0, 1), cos, sin)
         theirs = (x @ torch.from_numpy(tensors[f"blk.0.{name}.weight"]).T).view(5, heads, hs // 2, 2)
-        pairs = torch.stack(  # llama.cpp's "normal" RoPE: (2i, 2i+1) turned by position * theta^(-2i/hs)
-            [
-                theirs[..., 0] * cos[:, None] - theirs[..., 1] * sin[:, None],
-                theirs[..., 1] * cos[:, None] + theirs[..., 0] * sin[:, None],
-            ],
-            -1,
-        ).transpose(0, 1)
-        torch.testing.assert_close(pairs.permute(0, 1, 3, 2).reshape(heads, 5, hs), rotated, atol=1e-5, rtol=1e-5)
+        even, odd = theirs[..., 0], theirs[..., 1]  # llama.cpp's "normal" RoPE turns (2i, 2i+1)
+        pairs = torch.stack([even * cos[:, None] - odd * sin[:, None], odd * cos[:, None] + even * sin[:, None]], -1)
+        turned = pairs.transpose(0, 1).permute(0, 1, 3, 2).reshape(heads, 5, hs)
+        torch.testing.assert_close(turned, rotated, atol=1e-5, rtol=1e-5)
+    if m.bias:  # the same interleaving of the bias rows
+        q_bias = ours["transformer.h.0.attn.c_attn.bias"][: m.n_embd].reshape(m.n_head, 2, hs // 2)
+        np.testing.assert_array_equal(tensors["blk.0.attn_q.bias"], q_bias.swapaxes(1, 2).reshape(-1))
 
 
 def test_metadata_says_what_llama_cpp_reads(exported):
@@ -136,7 +154,7 @@ def test_metadata_says_what_llama_cpp_reads(exported):
     assert fields["gptkit.block_size"] == m.block_size and fields[f"{arch}.block_count"] == m.n_layer
     assert fields[f"{arch}.attention.head_count_kv"] == (m.n_kv_head or m.n_head)
     assert len(fields["tokenizer.ggml.tokens"]) == m.vocab_size
-    assert fields["tokenizer.ggml.model"] == ("rwkv" if "char" in kind else "gpt2")
+    assert fields["tokenizer.ggml.model"] == KINDS[kind][2]
     assert fields["tokenizer.ggml.add_bos_token"] is False
 
 
@@ -163,7 +181,7 @@ def test_llama_cpp_tokenizes_scores_and_continues_as_gptkit(exported, llama):
     kind, run_dir, model, path = exported
     run = gptkit.load(run_dir, device="cpu")
     llm = llama(path)
-    for text in TEXTS:
+    for text in TEXTS[:1] if "ascii" in kind else TEXTS:
         assert llm.tokenize(text.encode("utf-8"), add_bos=False, special=False) == run.tokenizer.encode(text), text
     prompt = run.tokenizer.encode(TEXTS[0])[:40]
     llm.reset()
@@ -283,3 +301,24 @@ def test_tokenizers_llama_cpp_cannot_match_are_refused(tmp_path, tokenizers, cap
     before = weights.read_bytes()
     assert main(["export", str(tmp_path / "b"), "--format", "gguf", "--out", str(weights)]) == 2
     assert "exists and is not a GGUF file" in capsys.readouterr().err and weights.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_char_vocabularies_llama_cpp_cannot_hang_on(tmp_path, tokenizers, llama):
+    """A multi-byte vocabulary is written as merges of bytes: a character outside it (각, where 가 is known)
+    falls apart into bytes llama.cpp leaves out, instead of sending its rwkv tokenizer into an endless loop.
+    Without an end-of-text token the export says where llama.cpp will stop generating."""
+    chars = sorted(set("가나다 abcdefghij\n"))
+    notes = []
+    make_run(tmp_path / "run", CharTokenizer(chars))
+    path = export_gguf(tmp_path / "run", tmp_path / "k.gguf", echo=notes.append)
+    assert len(notes) == 1 and f"llama.cpp takes id 11 ({chars[11]!r}) as the end of text" in notes[0]
+    script = (
+        "import llama_cpp, sys\n"
+        f"llm = llama_cpp.Llama({str(path)!r}, verbose=False)\n"
+        "print(llm.tokenize('가 각 나'.encode(), add_bos=False, special=False))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ids = CharTokenizer(chars).encode("가  나")  # 각 left out, as its bytes are no tokens
+    assert done.stdout.strip() == str(ids)

@@ -38,7 +38,7 @@ def export_gguf(run_dir, out_file, *, outtype: str = "f32", weights: str = "last
         raise ArgumentError("outtype", f"must be one of {', '.join(OUTTYPES)}", outtype, flag="--outtype")
     if out.is_dir():
         raise ArgumentError("out", "is a folder; give the .gguf file to write", shown(out), flag="--out")
-    if out.is_file() and out.open("rb").read(4) != GGUF_MAGIC:
+    if out.is_file() and _first_bytes(out) != GGUF_MAGIC:
         raise ArgumentError("out", "exists and is not a GGUF file; choose a new file name", shown(out), flag="--out")
     config = read_run_config(run_dir)
     arch = gguf_architecture(config.model)
@@ -74,6 +74,11 @@ def export_gguf(run_dir, out_file, *, outtype: str = "f32", weights: str = "last
     for note in vocab.notes:
         echo(note)
     return out
+
+
+def _first_bytes(path: Path) -> bytes:
+    with open(path, "rb") as file:
+        return file.read(len(GGUF_MAGIC))
 
 
 def stored(gguf, array: np.ndarray, outtype: str):
