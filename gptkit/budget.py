@@ -17,11 +17,14 @@ from gptkit.memory import param_count
 
 COMPUTE_OPTIMAL = 20  # training tokens per parameter at the compute-optimal point (Hoffmann et al. 2022)
 FAR_BELOW = 1.0  # tokens of data per parameter: 20x under it, where the warning starts
-MANY_EPOCHS = 10  # passes over the training data, where the warning starts
+MANY_EPOCHS = 10  # passes over the training data, where the warning starts ...
+REPEATED_BELOW = 10.0  # ... for data under this many tokens per parameter (a bigram cannot memorise 50K tokens)
 
 
 def embedding_count(m: GPTConfig) -> int:
-    """The token embedding (shared with a tied head) and the learned position table."""
+    """The token embedding (shared with a tied head) and the learned position table; a bigram's whole table."""
+    if m.arch == "bigram":
+        return m.vocab_size * m.vocab_size
     return m.vocab_size * m.n_embd + (m.block_size * m.n_embd if m.pos == "learned" else 0)
 
 
@@ -49,12 +52,12 @@ class TokenBudget:
     def line(self) -> str:
         """`budget: 0.80M parameters (0.79M without embeddings), 1.54M training tokens = 1.9 per parameter ...`"""
         without = self.parameters - self.embedding_parameters
-        params = f"{self.parameters / 1e6:.2f}M parameters ({without / 1e6:.2f}M without embeddings)"
+        params = f"{_size(self.parameters)} parameters ({_size(without)} without embeddings)"
         if self.training_tokens is None:
             return f"budget: {params}; the number of training tokens is set by the time budget"
         text = (
             f"budget: {params}, {_millions(self.training_tokens)} training tokens = "
-            f"{self.tokens_per_parameter:.2g} per parameter (compute-optimal: about {COMPUTE_OPTIMAL})"
+            f"{_ratio(self.tokens_per_parameter)} per parameter (compute-optimal: about {COMPUTE_OPTIMAL})"
         )
         if self.epochs is not None:
             text += f", {self.epochs:.3g} epochs over {_millions(self.data_tokens)} tokens of data"
@@ -70,7 +73,7 @@ class TokenBudget:
         training tokens, plenty of data) gets the numbers in `line` but no warning: it is undertrained, not
         memorising."""
         little = self.data_per_parameter is not None and self.data_per_parameter < FAR_BELOW
-        repeats = self.epochs is not None and self.epochs > MANY_EPOCHS
+        repeats = self.epochs is not None and self.epochs > MANY_EPOCHS and self.data_per_parameter < REPEATED_BELOW
         if not (little or repeats):
             return None
         why = []
@@ -98,6 +101,15 @@ def data_train_tokens(config: RunConfig) -> int | None:
         except (OSError, ValueError, KeyError, TypeError):
             return None
     return total or None
+
+
+def _ratio(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2g}"
+
+
+def _size(count: int) -> str:
+    """A parameter count: 0.81M, or 4,225 for the smallest models."""
+    return f"{count / 1e6:.2f}M" if count >= 100_000 else f"{count:,}"
 
 
 def _millions(count: int) -> str:

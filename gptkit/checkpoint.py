@@ -187,14 +187,14 @@ def with_new_vocab_rows(tensors: dict, expected: dict) -> dict:
 def load_model(run_dir, config: RunConfig, weights_file: str = WEIGHTS_FILE) -> torch.nn.Module:
     """The run's GPT with the weights in `weights_file`, checked against the config before it is built; for a
     LoRA run, its base run's weights with the adapters in `weights_file` (not merged: see `gptkit.lora`)."""
-    from gptkit.model import GPT
+    from gptkit.model import build_model
 
     if config.lora.r:
         return load_lora_model(run_dir, config, weights_file)
     path = Path(run_dir) / weights_file
     check_weights_fit_config(path, config.model)
     check_model_fits(config.model, torch.device("cpu"), str(Path(run_dir) / CONFIG_FILE))  # e.g. RoPE tables
-    model = GPT(config.model)
+    model = build_model(config.model)
     load_weights(model, path)
     return model
 

@@ -50,6 +50,7 @@ def check_field_types(settings, section: str) -> None:
 
 
 POS_CHOICES = ("learned", "rope", "none")
+ARCH_CHOICES = ("gpt", "bigram")
 NORM_CHOICES = ("layernorm", "rmsnorm")
 MLP_CHOICES = ("gelu", "swiglu", "relu2")
 OBJECTIVE_NAMES = ("causal", "mlm", "sft")  # the modules behind them live in gptkit.objectives
@@ -59,6 +60,7 @@ OBJECTIVE_NAMES = ("causal", "mlm", "sft")  # the modules behind them live in gp
 class GPTConfig:
     """The network's shape. Defaults are nanoGPT's CPU recipe (also the `cpu-baby` preset)."""
 
+    arch: str = _doc("gpt", "gpt (the transformer) or bigram (a table of next-token logits: the lecture's baseline)")
     vocab_size: int = _doc(0, "tokens in the vocabulary; 0 = take it from the data's tokenizer")
     block_size: int = _doc(64, "context length in tokens")
     n_layer: int = _doc(4, "transformer blocks")
@@ -103,7 +105,12 @@ class GPTConfig:
             raise GptkitError(f"`model.dropout` must be in [0, 1), got {self.dropout}")
         if not (self.attn_dropout == -1.0 or 0.0 <= self.attn_dropout < 1.0):
             raise GptkitError(f"`model.attn_dropout` must be in [0, 1) or -1 (= dropout), got {self.attn_dropout}")
-        for name, choices in (("pos", POS_CHOICES), ("norm", NORM_CHOICES), ("mlp", MLP_CHOICES)):
+        for name, choices in (
+            ("arch", ARCH_CHOICES),
+            ("pos", POS_CHOICES),
+            ("norm", NORM_CHOICES),
+            ("mlp", MLP_CHOICES),
+        ):
             if getattr(self, name) not in choices:
                 raise GptkitError(f"`model.{name}`={getattr(self, name)!r} is not one of {', '.join(choices)}")
         kv = self.n_kv_head or self.n_head
@@ -313,6 +320,12 @@ class RunConfig:
         self.train.validate()
         self.mlm.validate()
         self.lora.validate()
+        if self.model.arch == "bigram" and (self.lora.r or self.train.objective != "causal"):
+            what = "`lora.r` > 0" if self.lora.r else f"`train.objective`={self.train.objective}"
+            raise GptkitError(
+                f"`model.arch`=bigram is a causal LM of one token of context: it trains with objective causal and "
+                f"no LoRA ({what} asks otherwise)"
+            )
         if self.lora.r and self.train.optimizer == "muon":
             raise GptkitError(
                 "`train.optimizer`=muon is for full weight matrices, not LoRA's low-rank factors; use adamw with "

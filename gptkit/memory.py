@@ -29,6 +29,8 @@ def param_count(m: GPTConfig) -> int:
     """Parameters of `GPT(m)`, each shared (tied) tensor once, counted from the config alone.
 
     Python integers, so a config asking for 10**26 layers gives an exact, huge number instead of an overflow."""
+    if m.arch == "bigram":  # one (vocab x vocab) table
+        return m.vocab_size * m.vocab_size
     C, hs = m.n_embd, m.n_embd // m.n_head
     kv = m.n_kv_head or m.n_head
     bias = 1 if m.bias else 0
@@ -65,6 +67,8 @@ def activation_bytes(
     softmax (always float32; `gptkit.linear_loss` never holds more); and, where attention with dropout has no
     fused kernel (CPU, MPS), one T x T score matrix per head and layer."""
     tokens = batch_size * m.block_size
+    if m.arch == "bigram":  # the looked-up logits and their softmax
+        return FLOAT_BYTES * 2 * tokens * m.vocab_size
     hidden = mlp_hidden_size(m) * (3 if m.mlp == "swiglu" else 2)
     per_layer = tokens * (8 * m.n_embd + hidden)
     if m.attention_dropout() > 0 and device_type != "cuda":

@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
+from gptkit.bigram import BigramLM
 from gptkit.config import GPTConfig
 from gptkit.dropout import Dropout, dropout
 from gptkit.linear_loss import linear_cross_entropy
@@ -383,6 +384,13 @@ class GPT(nn.Module):
         """
         cfg = self.config
         return 6 * self.num_params() + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
+
+
+def build_model(config: GPTConfig) -> nn.Module:
+    """The network `config.arch` names: the GPT, or the bigram table (`gptkit.bigram`)."""
+    if config.arch == "bigram":
+        return BigramLM(config)
+    return GPT(config)
 
 
 def attention_mask(T: int, past: int, key_mask: torch.Tensor | None, device, causal: bool = True) -> torch.Tensor:

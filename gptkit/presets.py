@@ -7,6 +7,7 @@ the `gpt2*` shapes are GPT-2's four sizes (Radford et al. 2019) with nanoGPT's `
 `llama-tiny` is `cpu-baby`'s size with Llama's choices (RoPE, RMSNorm, SwiGLU, no biases, untied head, GQA);
 `cpu-speedrun` trains that shape (plus QK-norm and a logit soft-cap, with Muon) for 10 wall-clock minutes
 with a WSD schedule. `sft` holds training settings only, for chat fine-tuning on top of a pretrained run.
+`bigram` is the nanoGPT lecture's bigram model (its LR 1e-2) on `cpu-baby`'s batches and steps.
 """
 
 _GPT2_TRAIN = {  # nanoGPT's config/train_gpt2.py: ~0.5M tokens per step on 8 GPUs (here: grad_accum 40)
@@ -68,6 +69,12 @@ PRESETS: dict[str, dict[str, dict]] = {
             "eval_iters": 20,
             "log_interval": 50,
         },
+    },
+    # The nanoGPT lecture's first model: a table of next-token logits, on cpu-baby's batches and steps, with the
+    # lecture's learning rate for it (1e-2); the width and depth settings mean nothing to it.
+    "bigram": {
+        "model": {"arch": "bigram", "n_layer": 1, "n_head": 1, "n_embd": 8, "block_size": 64, "dropout": 0.0},
+        "train": {**_CPU_TRAIN, "lr": 1e-2, "weight_decay": 0.0},
     },
     "cpu-baby": {
         "model": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "dropout": 0.0},

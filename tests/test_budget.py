@@ -64,6 +64,10 @@ def test_the_budget_says_why_in_plain_words():
     short = TokenBudget.of(model, training_tokens=100_000, data_tokens=10_000_000)
     assert short.tokens_per_parameter < 1 and short.warning() is None  # undertrained, not memorising
     enough = TokenBudget.of(model, training_tokens=20 * param_count(model), data_tokens=10 * param_count(model))
+    seen_often = TokenBudget.of(model, training_tokens=40 * param_count(model), data_tokens=3 * param_count(model))
+    assert "the run goes over its data 13 times" in seen_often.warning()
+    bigram_like = TokenBudget.of(model, training_tokens=400 * param_count(model), data_tokens=12 * param_count(model))
+    assert bigram_like.warning() is None  # 33 epochs, but 12 tokens per parameter: too much data to memorise
     assert enough.warning() is None and "2 epochs" in enough.line()
     timed = TokenBudget.of(model, training_tokens=None, data_tokens=10_000_000)
     assert timed.warning() is None and "time budget" in timed.line()

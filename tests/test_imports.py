@@ -11,7 +11,7 @@ LAYERS = [
     {"errors"},
     {"atomic", "paths", "presets", "dropout", "linear_loss", "runtime", "quantize"},
     {"config", "sampling", "sources", "columnar"},
-    {"tokenizer", "model"},
+    {"tokenizer", "model", "bigram"},
     {"memory", "chat", "lora", "lora_base"},
     {"data", "checkpoint", "generate", "budget"},
     {"evaluate"},
@@ -25,6 +25,7 @@ SIBLING_IMPORTS = {
     ("hf", "run"),
     ("gguf_export", "run"),
     ("sources", "columnar"),
+    ("model", "bigram"),
     ("memory", "lora"),
     ("__main__", "cli"),
 }

@@ -11,11 +11,18 @@ def count_params(config) -> tuple[int, int]:
     from gptkit.memory import param_count  # here, not at the top: `gptkit --help` must not import torch
 
     total = param_count(config)
-    return total, total - (config.block_size * config.n_embd if config.pos == "learned" else 0)
+    positions = config.block_size * config.n_embd if config.pos == "learned" and config.arch == "gpt" else 0
+    return total, total - positions
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.2f}M" if count >= 100_000 else f"{count:,}"
 
 
 def describe_config(config) -> str:
     m = config
+    if m.arch == "bigram":
+        return f"bigram: a {m.vocab_size} x {m.vocab_size} table of next-token logits, block {m.block_size}"
     kinds = f"pos={m.pos} norm={m.norm} mlp={m.mlp}" + (" qk_norm" if m.qk_norm else "")
     heads = f"{m.n_head} heads" + (f" ({m.n_kv_head} kv)" if m.n_kv_head else "")
     return f"{m.n_layer} layers, {heads}, {m.n_embd} wide, block {m.block_size}, vocab {m.vocab_size}, {kinds}"
@@ -36,7 +43,7 @@ def preset_table(vocab_size: int | None = None) -> str:
         config = resolve_config(preset=name).model
         config.vocab_size = vocab_size or (50257 if name.startswith("gpt2") else 65)
         total, _ = count_params(config)
-        lines.append(f"{name:<12} {total / 1e6:>9.2f}M  {describe_config(config)}")
+        lines.append(f"{name:<12} {_size(total):>10}  {describe_config(config)}")
     return "\n".join(lines)
 
 
@@ -46,7 +53,7 @@ def run_summary(run_dir) -> str:
     config = read_run_config(run_dir)
     total, non_embedding = count_params(config.model)
     lines = [
-        f"run {run_dir}: {total / 1e6:.2f}M parameters ({non_embedding / 1e6:.2f}M without position embeddings)",
+        f"run {run_dir}: {_size(total)} parameters ({_size(non_embedding)} without position embeddings)",
         describe_config(config.model),
         f"preset {config.preset or '(none)'}, data {', '.join(d.path for d in config.data)}",
     ]

@@ -21,6 +21,8 @@ from gptkit.model import mlp_hidden_size
 
 def gguf_architecture(m: GPTConfig) -> str:
     """ "gpt2" or "llama", or a one-line error naming the option llama.cpp has no architecture for."""
+    if m.arch == "bigram":
+        raise GptkitError("export --format gguf: `model.arch`=bigram has no llama.cpp architecture (gpt2 or llama)")
     if m.qk_norm:
         raise GptkitError("export --format gguf: `model.qk_norm`=true has no llama.cpp architecture (gpt2 or llama)")
     if m.logit_softcap > 0:

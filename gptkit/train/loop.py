@@ -43,7 +43,7 @@ from gptkit.errors import ArgumentError, GptkitError
 from gptkit.lora import adapted_targets, apply_lora
 from gptkit.lora_base import BASE_FILE, read_base_reference, write_base_reference
 from gptkit.memory import check_training_fits
-from gptkit.model import GPT
+from gptkit.model import GPT, build_model
 from gptkit.objectives import objective_for
 from gptkit.paths import check_output_folder, shown
 from gptkit.runtime import autocast_for, measure_peak_flops, resolve_dtype
@@ -422,7 +422,7 @@ class Trainer:
         if self.check_memory:  # before the model and batches exist: a bad config must not take the machine
             check_training_fits(config, self.device, processes_sharing_memory(world), self.dtype)
         torch.manual_seed(self.cfg.seed)
-        self.model = GPT(config.model).to(self.device)
+        self.model = build_model(config.model).to(self.device)
         if config.lora.r:
             self.base = self.lora_base(resume, init_from)
             init_from = self.base["run"]

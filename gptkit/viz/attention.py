@@ -7,7 +7,7 @@ Entry points: `attention_weights(run, prompt)` -> (tokens, [per layer (n_head, T
 
 import torch
 
-from gptkit.errors import ArgumentError
+from gptkit.errors import ArgumentError, GptkitError
 from gptkit.model import recording_attention
 from gptkit.run import Run
 from gptkit.viz.figure import house_style, new_figure, token_label
@@ -20,6 +20,8 @@ def attention_weights(run: Run, prompt: str, layers=None) -> tuple[list[str], li
     (n_head, T, T) each, on the CPU."""
     if not prompt:
         raise ArgumentError("prompt", "give some text to look at (attention of an empty prompt is empty)")
+    if run.config.model.arch == "bigram":
+        raise GptkitError(f"{run.run_dir} is a bigram model: it has no attention (each token reads its own row)")
     ids = run.encode_prompt(prompt)
     idx = torch.tensor([ids], device=run.device)
     run.model.eval()

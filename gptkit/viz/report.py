@@ -135,7 +135,9 @@ def pictures_section(run, sections: list[str], looked_at: str) -> None:
     sections.append("<h2>Attention</h2>")
     ids = run.tokenizer.encode(looked_at)[:32] if looked_at else []  # something the model can read
     looked_at = run.tokenizer.decode(ids)
-    if looked_at:
+    if run.config.model.arch == "bigram":
+        sections.append('<p class="muted">A bigram model has no attention: each token reads its own row.</p>')
+    elif looked_at:
         for layer in sorted({0, run.config.model.n_layer - 1}):
             sections.append(image(attention_figure(run, looked_at, layer=layer), f"attention, layer {layer}"))
     sections.append("<h2>Token embeddings</h2>")
