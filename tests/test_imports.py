@@ -10,14 +10,14 @@ PACKAGE = Path(gptkit.__file__).parent
 LAYERS = [
     {"errors"},
     {"atomic", "paths", "presets", "dropout", "linear_loss", "runtime", "quantize"},
-    {"config", "sampling", "sources", "columnar"},
+    {"config", "sampling", "sources", "columnar", "copying"},
     {"tokenizer", "model", "bigram"},
     {"memory", "chat", "lora", "lora_base"},
     {"data", "checkpoint", "generate", "budget"},
     {"evaluate"},
     {"objectives"},
     {"train", "run", "hf", "gguf_export"},
-    {"experiments", "viz", "serve", "lora_merge"},
+    {"experiments", "viz", "serve", "lora_merge", "copy_eval"},
     {"cli", "__init__", "__main__"},
 ]
 # Imports between two rooms of one layer, each allowed on purpose (anything else is a cycle waiting to happen).

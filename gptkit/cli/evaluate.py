@@ -9,8 +9,13 @@ from gptkit.errors import GptkitError
 def cmd_eval(args) -> None:
     from gptkit.run import load_run
 
+    if args.samples is not None:
+        return cmd_copying(args)
     if not args.data and not args.text:
-        raise GptkitError("eval: pass --data DIR (prepared) and/or --text FILE (raw text) to evaluate on")
+        raise GptkitError(
+            "eval: pass --data DIR (prepared) and/or --text FILE (raw text) to evaluate on, or --samples N to "
+            "measure copying"
+        )
     run = load_run(args.run, weights=args.weights, device=args.device or "auto", quantize=args.quantize)
     results = run.objective.evaluate(
         run,
@@ -27,6 +32,20 @@ def cmd_eval(args) -> None:
     print(results[0].HEADER)
     for result in results:
         print(result.row())
+
+
+def cmd_copying(args) -> None:
+    from gptkit.copy_eval import copy_report, report_rows
+    from gptkit.run import load_run
+
+    run = load_run(args.run, weights=args.weights, device=args.device or "auto", quantize=args.quantize)
+    report = copy_report(run, args.samples, args.sample_tokens)
+    if args.json:
+        print(
+            json.dumps({name: {u: r.to_dict() for u, r in units.items()} for name, units in report.items()}, indent=2)
+        )
+        return
+    print(*report_rows(report), sep="\n")
 
 
 def add_evaluate_commands(sub) -> None:
@@ -47,6 +66,14 @@ def add_evaluate_commands(sub) -> None:
         "different block sizes like for like",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="instead: generate this many samples and measure how much of them is copied from the training split "
+        "(8/16/32-grams, longest span, distinct-n), beside real held-out text",
+    )
+    p.add_argument("--sample-tokens", type=int, default=256, help="tokens per sample for --samples (default 256)")
     p.add_argument(
         "--whole-word",
         default="run",
