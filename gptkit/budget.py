@@ -52,12 +52,12 @@ class TokenBudget:
     def line(self) -> str:
         """`budget: 0.80M parameters (0.79M without embeddings), 1.54M training tokens = 1.9 per parameter ...`"""
         without = self.parameters - self.embedding_parameters
-        params = f"{_size(self.parameters)} parameters ({_size(without)} without embeddings)"
+        params = f"{format_size(self.parameters)} parameters ({format_size(without)} without embeddings)"
         if self.training_tokens is None:
             return f"budget: {params}; the number of training tokens is set by the time budget"
         text = (
             f"budget: {params}, {_millions(self.training_tokens)} training tokens = "
-            f"{_ratio(self.tokens_per_parameter)} per parameter (compute-optimal: about {COMPUTE_OPTIMAL})"
+            f"{format_ratio(self.tokens_per_parameter)} per parameter (compute-optimal: about {COMPUTE_OPTIMAL})"
         )
         if self.epochs is not None:
             text += f", {self.epochs:.3g} epochs over {_millions(self.data_tokens)} tokens of data"
@@ -67,11 +67,20 @@ class TokenBudget:
     def data_per_parameter(self) -> float | None:
         return None if not self.data_tokens else self.data_tokens / max(self.parameters, 1)
 
-    def warning(self) -> str | None:
+    def warning(self, fine_tune: bool = False) -> str | None:
         """Plain words when the run will memorise rather than learn (too little data for the model's size, or
         the same data seen many times), with what to expect and what to do. A run that is merely short (few
         training tokens, plenty of data) gets the numbers in `line` but no warning: it is undertrained, not
-        memorising."""
+        memorising. A fine-tune (`--init-from`, LoRA) starts from what its base learned, so only seeing its data
+        many times counts, and the advice is about steps and data, not a smaller model."""
+        if fine_tune:
+            if self.epochs is None or self.epochs <= MANY_EPOCHS:
+                return None
+            return (
+                f"warning: this fine-tune goes over its {_millions(self.data_tokens)} tokens of data "
+                f"{self.epochs:.0f} times: expect it to memorise them and repeat them. Use fewer steps or more "
+                "data (or mix in text like the pretraining data)."
+            )
         little = self.data_per_parameter is not None and self.data_per_parameter < FAR_BELOW
         repeats = self.epochs is not None and self.epochs > MANY_EPOCHS and self.data_per_parameter < REPEATED_BELOW
         if not (little or repeats):
@@ -103,11 +112,11 @@ def data_train_tokens(config: RunConfig) -> int | None:
     return total or None
 
 
-def _ratio(value: float) -> str:
+def format_ratio(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.2g}"
 
 
-def _size(count: int) -> str:
+def format_size(count: int) -> str:
     """A parameter count: 0.81M, or 4,225 for the smallest models."""
     return f"{count / 1e6:.2f}M" if count >= 100_000 else f"{count:,}"
 

@@ -3,7 +3,8 @@
 Most public pre-training corpora ship as Parquet, and `datasets.save_to_disk` writes Arrow IPC streams
 (`data-00000-of-00001.arrow`); both are read without loading the file: only the chosen column of one row group
 is in memory at a time. Needs `pyarrow` (`pip install 'gptkit[parquet]'`), imported only when such a file
-comes. Entry points: `COLUMNAR_SUFFIXES`, `columnar_documents`, `file_sha256`.
+comes. In a folder with Parquet or Arrow files only those are read (its README and `datasets` JSON metadata are
+no text). Entry points: `COLUMNAR_SUFFIXES`, `columnar_documents`, `file_sha256`.
 """
 
 import hashlib
@@ -14,7 +15,7 @@ from gptkit.errors import GptkitError
 from gptkit.paths import shown
 
 COLUMNAR_SUFFIXES = (".parquet", ".arrow")
-DATASETS_METADATA = ("state.json", "dataset_info.json")  # beside `save_to_disk`'s .arrow files: not text
+DATASET_DICT = "dataset_dict.json"  # `DatasetDict.save_to_disk`: one folder per split
 
 
 def _pyarrow():

@@ -320,8 +320,11 @@ class RunConfig:
         self.train.validate()
         self.mlm.validate()
         self.lora.validate()
-        if self.model.arch == "bigram" and (self.lora.r or self.train.objective != "causal"):
+        if self.model.arch == "bigram" and (
+            self.lora.r or self.train.objective != "causal" or self.train.optimizer != "adamw"
+        ):
             what = "`lora.r` > 0" if self.lora.r else f"`train.objective`={self.train.objective}"
+            what = f"`train.optimizer`={self.train.optimizer}" if self.train.optimizer != "adamw" else what
             raise GptkitError(
                 f"`model.arch`=bigram is a causal LM of one token of context: it trains with objective causal and "
                 f"no LoRA ({what} asks otherwise)"

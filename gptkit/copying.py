@@ -69,7 +69,7 @@ def _corpus_hashes(chunks: Callable[[], Iterable[np.ndarray]], n: int) -> Iterat
     for chunk in chunks():
         seq = np.concatenate([tail, np.asarray(chunk, dtype=np.uint32)])
         yield ngram_hashes(seq, n)
-        tail = seq[len(seq) - (n - 1) :] if n > 1 else seq[:0]
+        tail = seq[max(0, len(seq) - (n - 1)) :] if n > 1 else seq[:0]  # a first chunk may be shorter
 
 
 @dataclass
@@ -82,10 +82,15 @@ class CopyReport:
 
     def to_dict(self) -> dict:
         return {
-            "copied": {str(n): share for n, share in self.copied.items()},
+            "copied": {str(n): _number(share) for n, share in self.copied.items()},
             "longest_copied_span": self.longest,
-            "distinct": {str(n): share for n, share in self.distinct.items()},
+            "distinct": {str(n): _number(share) for n, share in self.distinct.items()},
         }
+
+
+def _number(value: float) -> float | None:
+    """None for NaN (texts shorter than n have no n-grams): JSON has no NaN."""
+    return None if value != value else value
 
 
 def copy_measures(texts: list[np.ndarray], chunks: Callable[[], Iterable[np.ndarray]]) -> CopyReport:
@@ -148,16 +153,20 @@ def split_chunks(shards: list[np.ndarray], size: int = CHUNK) -> Callable[[], It
     return chunks
 
 
+DECODE_TOKENS = 1 << 18  # tokens decoded to text at a time: a few MB of Python strings
+
+
 def character_chunks(token_chunks: Callable[[], Iterable[np.ndarray]], tokenizer) -> Callable[[], Iterator]:
-    """The same corpus as Unicode code points, decoded chunk by chunk (a character cut between two chunks' bytes
-    is carried over to the next)."""
+    """The same corpus as Unicode code points, decoded a quarter-million tokens at a time (a character cut
+    between two pieces' bytes is carried over to the next)."""
     import codecs
 
     def chunks() -> Iterator[np.ndarray]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for ids in token_chunks():
-            text = decoder.decode(tokenizer.decode_bytes(ids.tolist()))
-            yield code_points(text)
+            for start in range(0, len(ids), DECODE_TOKENS):
+                text = decoder.decode(tokenizer.decode_bytes(ids[start : start + DECODE_TOKENS].tolist()))
+                yield code_points(text)
         tail = decoder.decode(b"", final=True)
         if tail:
             yield code_points(tail)

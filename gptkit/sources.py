@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from gptkit.columnar import COLUMNAR_SUFFIXES, DATASETS_METADATA, columnar_documents, file_sha256
+from gptkit.columnar import COLUMNAR_SUFFIXES, DATASET_DICT, columnar_documents, file_sha256
 from gptkit.errors import GptkitError
 from gptkit.paths import input_problem, shown
 
@@ -77,8 +77,13 @@ def resolve_sources(paths: list[str]) -> list[Source]:
             )
             if not found:
                 raise GptkitError(f"{shown(path)}: the folder has no files; point at a folder of text files")
-            if any(p.suffix.lower() == ".arrow" for p in found):  # a `datasets.save_to_disk` folder
-                found = [p for p in found if p.name not in DATASETS_METADATA]
+            if (path / DATASET_DICT).is_file():
+                raise GptkitError(
+                    f"{shown(path)}: a DatasetDict folder ({DATASET_DICT}) holds several splits; pass one split's "
+                    f"folder, e.g. {shown(path / 'train')}"
+                )
+            if any(p.suffix.lower() in COLUMNAR_SUFFIXES for p in found):  # Parquet/Arrow data: its READMEs and
+                found = [p for p in found if p.suffix.lower() in COLUMNAR_SUFFIXES]  # JSON metadata are no text
             files.extend(found)
         elif arg in BUNDLED:
             files.append(BUNDLED[arg])

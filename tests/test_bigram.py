@@ -75,5 +75,7 @@ def test_what_a_bigram_cannot_be_is_refused():
         resolve_config(overrides=["model.arch=transformer"]).validate()
     with pytest.raises(GptkitError, match="bigram is a causal LM of one token of context.*`lora.r` > 0"):
         resolve_config(preset="bigram", overrides=["lora.r=8"]).validate()
+    with pytest.raises(GptkitError, match="`train.optimizer`=muon asks otherwise"):
+        resolve_config(preset="bigram", overrides=["train.optimizer=muon"]).validate()
     with pytest.raises(GptkitError, match="`train.objective`=mlm asks otherwise"):
         resolve_config(preset="bigram", overrides=["train.objective=mlm"]).validate()

@@ -69,6 +69,10 @@ def test_the_budget_says_why_in_plain_words():
     bigram_like = TokenBudget.of(model, training_tokens=400 * param_count(model), data_tokens=12 * param_count(model))
     assert bigram_like.warning() is None  # 33 epochs, but 12 tokens per parameter: too much data to memorise
     assert enough.warning() is None and "2 epochs" in enough.line()
+    fine_tune = TokenBudget.of(model, training_tokens=1_000_000, data_tokens=50_000)  # --init-from, small data
+    assert "this fine-tune goes over its 50,000 tokens of data 20 times" in fine_tune.warning(fine_tune=True)
+    assert "smaller model" not in fine_tune.warning(fine_tune=True)
+    assert TokenBudget.of(model, 300_000, 50_000).warning(fine_tune=True) is None  # 6 epochs: fine for a fine-tune
     timed = TokenBudget.of(model, training_tokens=None, data_tokens=10_000_000)
     assert timed.warning() is None and "time budget" in timed.line()
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gptkit.cli import main
-from gptkit.copying import copy_measures, ngram_hashes, split_chunks
+from gptkit.copying import character_chunks, code_points, copy_measures, ngram_hashes, split_chunks
 
 
 def brute_force_hash(items, n: int, i: int) -> int:
@@ -71,8 +71,40 @@ def test_a_memorising_model_copies_long_spans_and_a_learning_one_does_not(memori
     assert held_out["copied"]["32"] < 0.2 and set(learning) == {"samples", "held-out text"}
 
 
-def test_the_table(trained_run, capsys):
+def test_the_table_and_short_samples(trained_run, capsys):
     assert main(["eval", str(trained_run), "--samples", "2", "--sample-tokens", "64", "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:4] == ["text", "unit", "copied", "8"] and len(lines) == 5
     assert lines[1].startswith("samples") and lines[3].startswith("held-out text")
+    args = ["eval", str(trained_run), "--samples", "2", "--sample-tokens", "20", "--device", "cpu", "--json"]
+    assert main(args) == 0  # 20 tokens hold no 32-gram: null in the JSON, not NaN
+    assert json.loads(capsys.readouterr().out)["samples"]["tokens"]["copied"]["32"] is None
+
+
+def test_shards_and_chunks_shorter_than_an_ngram_change_nothing(monkeypatch):
+    rng = np.random.default_rng(2)
+    corpus = rng.integers(0, 30, 5000).astype(np.uint32)
+    texts = [corpus[3:340].copy(), rng.integers(0, 30, 200).astype(np.uint32)]
+    whole = copy_measures(texts, split_chunks([corpus]))
+    pieces = copy_measures(texts, split_chunks([corpus[:5], corpus[5:9], corpus[9:]], size=3))
+    assert pieces == whole and whole.longest == 337
+
+
+def test_characters_of_a_bpe_corpus_decoded_piece_by_piece(monkeypatch):
+    """Korean text through a BPE tokenizer, decoded a few tokens at a time (characters cut between pieces):
+    the same measures as on the text's own code points."""
+    from pathlib import Path
+
+    from gptkit import copying
+    from gptkit.tokenizer.formats import import_gpt2
+
+    fixtures = Path(__file__).parent / "fixtures"
+    tokenizer = import_gpt2(fixtures / "gpt2" / "encoder.json", fixtures / "gpt2" / "vocab.bpe")
+    text = (fixtures / "korean" / "hyeon_jingeon_unsu_joeun_nal.txt").read_text(encoding="utf-8")[:4000]
+    ids = np.array(tokenizer.encode(text), dtype=np.uint32)
+    planted = code_points(text[1000:1300])
+    texts = [np.concatenate([code_points("새로운 글 " * 5), planted]), code_points("전혀 다른 문장입니다. " * 10)]
+    monkeypatch.setattr(copying, "DECODE_TOKENS", 7)  # byte pieces of one character fall in two pieces
+    by_pieces = copy_measures(texts, character_chunks(split_chunks([ids], size=50), tokenizer))
+    direct = copy_measures(texts, split_chunks([code_points(text)]))
+    assert by_pieces == direct and direct.longest >= 300

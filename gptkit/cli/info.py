@@ -15,10 +15,6 @@ def count_params(config) -> tuple[int, int]:
     return total, total - positions
 
 
-def _size(count: int) -> str:
-    return f"{count / 1e6:.2f}M" if count >= 100_000 else f"{count:,}"
-
-
 def describe_config(config) -> str:
     m = config
     if m.arch == "bigram":
@@ -29,6 +25,7 @@ def describe_config(config) -> str:
 
 
 def preset_table(vocab_size: int | None = None) -> str:
+    from gptkit.budget import format_size
     from gptkit.config import resolve_config
     from gptkit.presets import PRESETS
 
@@ -43,17 +40,18 @@ def preset_table(vocab_size: int | None = None) -> str:
         config = resolve_config(preset=name).model
         config.vocab_size = vocab_size or (50257 if name.startswith("gpt2") else 65)
         total, _ = count_params(config)
-        lines.append(f"{name:<12} {_size(total):>10}  {describe_config(config)}")
+        lines.append(f"{name:<12} {format_size(total):>10}  {describe_config(config)}")
     return "\n".join(lines)
 
 
 def run_summary(run_dir) -> str:
+    from gptkit.budget import format_size
     from gptkit.checkpoint import read_run_config
 
     config = read_run_config(run_dir)
     total, non_embedding = count_params(config.model)
     lines = [
-        f"run {run_dir}: {_size(total)} parameters ({_size(non_embedding)} without position embeddings)",
+        f"run {run_dir}: {format_size(total)} parameters ({format_size(non_embedding)} without position embeddings)",
         describe_config(config.model),
         f"preset {config.preset or '(none)'}, data {', '.join(d.path for d in config.data)}",
     ]

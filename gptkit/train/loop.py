@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from gptkit.atomic import remove_stale_temp_files
-from gptkit.budget import TokenBudget
+from gptkit.budget import TokenBudget, format_size
 from gptkit.checkpoint import (
     BEST_FILE,
     CHECKPOINT_FILE,
@@ -203,7 +203,14 @@ def train_step(parts: StepParts, next_batch, cfg: TrainConfig, lr: float, seeds=
 
 
 def describe_start(
-    config: RunConfig, model: GPT, data: TrainingData, world: World, dtype, peak_flops: float, dtype_note=None
+    config: RunConfig,
+    model: GPT,
+    data: TrainingData,
+    world: World,
+    dtype,
+    peak_flops: float,
+    dtype_note=None,
+    fine_tune: bool = False,
 ) -> str:
     m, t = config.model, config.train
     tokens_per_step = t.grad_accum * t.batch_size * m.block_size * world.size
@@ -211,14 +218,15 @@ def describe_start(
     where = f"{world.size} x {world.device.type}" if world.is_distributed else str(world.device)
     total = tokens_per_step * t.max_iters
     budget = TokenBudget.of(m, None if t.time_budget_s else total, data.train_tokens())
-    warning = budget.warning()
+    warning = budget.warning(fine_tune=fine_tune)
     return "\n".join(
         [
             "model: " + " ".join(f"{k}={v}" for k, v in vars(m).items()),
             "train: " + " ".join(f"{k}={v}" for k, v in vars(t).items()),
             *data.objective.describe(),
             *data.describe(),
-            f"parameters: {model.num_params() / 1e6:.2f}M | device {where} | dtype {str(dtype).removeprefix('torch.')}"
+            f"parameters: {format_size(model.num_params())} | device {where} | "
+            f"dtype {str(dtype).removeprefix('torch.')}"
             + (f" ({dtype_note})" if dtype_note else "")
             + f" | peak {peak_flops / 1e9:.0f} GFLOP/s",
             f"tokens/step: {tokens_per_step:,} (grad_accum {t.grad_accum} x batch {t.batch_size} x block "
@@ -341,6 +349,7 @@ class Trainer:
         self.metrics: MetricsLog | None = None
         self.state: TrainState | None = None  # the counters a checkpoint saves
         self.base: dict | None = None  # a LoRA run's base run (gptkit.lora_base)
+        self.fine_tune = init_from is not None or bool(config.lora.r)  # for the token budget's advice
         notes, error = [], None
         try:  # every rank checks and loads; a failure on any one of them stops all of them (world.agree)
             notes = self.load(resume=resume, overwrite=overwrite, init_from=init_from)
@@ -379,7 +388,7 @@ class Trainer:
         self.last_rates = {"ms_per_step": 0.0, "tokens_per_s": 0.0, "mfu": 0.0}  # of the last log, for eval records
         self.losses: dict[str, float] = {}  # of the last eval
         self.train_loss = math.nan  # of the last log step
-        self.echo(describe_start(config, self.model, self.data, world, self.dtype, peak, dtype_note))
+        self.echo(describe_start(config, self.model, self.data, world, self.dtype, peak, dtype_note, self.fine_tune))
         if config.lora.r:
             self.echo(describe_lora(config, self.model, self.base))
         for warning in start_warnings(config, self.has_val):

@@ -87,3 +87,17 @@ def test_without_pyarrow_the_error_says_what_to_install(tmp_path, documents, mon
     monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)  # as if it were not installed
     with pytest.raises(GptkitError, match=r"needs pyarrow: pip install 'gptkit\[parquet\]'"):
         prepare([str(tmp_path / "corpus.parquet")], tmp_path / "d")
+
+
+def test_folders_of_parquet_read_only_the_data(tmp_path, documents, gpt2_json):
+    """A dataset repository's README and a DatasetDict's several splits are no training text."""
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    pq.write_table(pa.table({"text": documents}), folder / "train-00000.parquet")
+    (folder / "README.md").write_text("# A dataset card, not training text")
+    prepare([str(txt_folder(tmp_path / "txt", documents))], tmp_path / "a", tokenizer=str(gpt2_json))
+    prepare([str(folder)], tmp_path / "b", tokenizer=str(gpt2_json))
+    assert both_splits(tmp_path / "b") == both_splits(tmp_path / "a")
+    (folder / "dataset_dict.json").write_text('{"splits": ["train", "test"]}')
+    with pytest.raises(GptkitError, match="a DatasetDict folder .* pass one split's folder, e.g. .*train"):
+        prepare([str(folder)], tmp_path / "c")
