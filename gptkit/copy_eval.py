@@ -50,9 +50,10 @@ def copy_report(run, samples: int, length: int = 256) -> dict[str, dict[str, Cop
 
 
 def _windows(stream: np.ndarray, count: int, length: int) -> list[np.ndarray]:
-    """`count` windows of `length` items spread evenly over `stream` (fewer if it is short)."""
+    """`count` windows of `length` items spread evenly over `stream` (fewer if it is short; all of it, as one,
+    if it is shorter than one window)."""
     if len(stream) < length:
-        return []
+        return [np.asarray(stream, dtype=np.uint32)] if len(stream) else []
     starts = np.linspace(0, len(stream) - length, num=count).astype(int)
     return [np.asarray(stream[s : s + length], dtype=np.uint32) for s in sorted(set(starts.tolist()))]
 
