@@ -15,7 +15,7 @@ from helpers import tiny_config
 from gptkit.config import resolve_config
 from gptkit.errors import GptkitError
 from gptkit.memory import param_count, training_bytes
-from gptkit.model import GPT
+from gptkit.model import GPT, build_model
 from gptkit.presets import PRESETS
 
 # Runs a command and prints its peak RSS in KiB: a fresh parent, so no earlier child of pytest counts.
@@ -48,7 +48,7 @@ def test_the_count_from_the_config_is_the_models_own(preset):
         config = replace(base, pos=pos, norm=norm, mlp=mlp, bias=flag, tie_embeddings=not flag, qk_norm=flag)
         config = replace(config, n_kv_head=kv, mlp_hidden=96 if flag else 0)
         with torch.device("meta"):
-            model = GPT(config)
+            model = build_model(config)
         assert param_count(config) == model.num_params(non_embedding=False), config
 
 
