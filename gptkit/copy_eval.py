@@ -26,10 +26,10 @@ def copy_report(run, samples: int, length: int = 256) -> dict[str, dict[str, Cop
     if not datasets:
         raise GptkitError(f"{run.run_dir} names no training data in its config; copying needs its training split")
     train = split_chunks([shard for d in datasets for shard in d.shards["train"]])
+    prompt = torch.tensor([run.encode_prompt("")], device=run.device)  # the same start for every seed
     generated = []
     for seed in range(1, samples + 1):
-        ids = run.encode_prompt("")
-        new = run.generate_ids(torch.tensor([ids], device=run.device), length, seed=seed)
+        new = run.generate_ids(prompt, length, seed=seed)
         generated.append(new[0].cpu().numpy().astype(np.uint32))
     val = max((shard for d in datasets for shard in d.shards["val"]), key=len, default=np.zeros(0))
     held_out = _windows(val, samples, length)  # from the longest val shard, never all of them in memory
