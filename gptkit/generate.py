@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
+from gptkit.decode import DecodeStep
 from gptkit.errors import GptkitError
 from gptkit.model import KVCache
 from gptkit.sampling import DEFAULT_SAMPLING, SamplingConfig
@@ -79,9 +80,12 @@ class _Window:
         self.offset = max(0, idx.size(1) - self.block_size)  # a long prompt: its last block
         self.padded = not bool(mask.all())  # without padding, positions and masks take the fast default path
         self.cache = None
+        self.decode_step = None  # the lean one-token path (gptkit.decode), once the prompt is in the cache
         if use_cache:
             param = next(model.parameters())
             self.cache = KVCache(model.config, idx.size(0), self.block_size, param.device, param.dtype)
+            if not self.padded and DecodeStep.supports(model):
+                self.decode_step = DecodeStep(model)
 
     def logits_for_next(self) -> torch.Tensor:
         """(B, V) logits for the token after the current ones."""
@@ -89,11 +93,13 @@ class _Window:
             self.offset = self.idx.size(1) - max(1, self.block_size // 2)
             if self.cache is not None:
                 self.cache.reset()
-        idx, mask = self.idx[:, self.offset :], self.mask[:, self.offset :]
         cached = self.cache.length if self.cache is not None else 0
-        new = idx[:, cached:]  # the whole window without a cache; the tokens not yet cached with one
+        new = self.idx[:, self.offset + cached :]  # the whole window without a cache; what is not cached with one
+        if self.decode_step is not None:  # the prompt into an empty cache, then one token at a time
+            return self.decode_step(new, self.cache)
         if not self.padded:
             return self.model(new, cache=self.cache, last_only=True)[0][:, -1]
+        mask = self.mask[:, self.offset :]
         positions = positions_from_mask(mask)[:, cached:]
         return self.model(new, cache=self.cache, positions=positions, key_mask=mask, last_only=True)[0][:, -1]
 
@@ -141,7 +147,8 @@ def generate_tokens(
         raise GptkitError(f"generate: ids must be in [0, {model.config.vocab_size}), the model's vocabulary")
     generator = torch.Generator(device=idx.device).manual_seed(seed) if seed is not None else None
     was_training = model.training
-    model.eval()
+    if was_training:  # only then: walking every module costs more than a small model's token
+        model.eval()
     try:
         window = _Window(model, idx, mask, use_cache)
         for _ in range(max_new_tokens):
@@ -157,7 +164,8 @@ def generate_tokens(
                 window.append(next_id)
             yield next_id.clone()
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
 
 
 # -- from ids to text ---------------------------------------------------------------------------------

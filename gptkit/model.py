@@ -75,25 +75,38 @@ class KVCache:
     """Keys and values of past positions, preallocated for `max_len` tokens in every layer.
 
     `length` counts the positions written so far (the same for every row of the batch); each layer writes
-    its new keys/values at [length, length + T) and attends over [0, length + T); `advance` moves on.
+    its new keys/values at [length, length + T) and attends over [0, length + T); `advance` moves on. A layer's
+    keys and values share one tensor (B, 2 * kv_heads, max_len, hs), keys first, so a decode step whose keys
+    and values sit side by side (no RoPE) stores both with one copy (`update_kv`).
     """
 
     def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device, dtype=torch.float32):
-        kv_heads = config.n_kv_head or config.n_head
-        shape = (batch_size, kv_heads, max_len, config.n_embd // config.n_head)
-        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
-        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.kv_heads = config.n_kv_head or config.n_head
+        shape = (batch_size, 2 * self.kv_heads, max_len, config.n_embd // config.n_head)
+        self.layers = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self._keys = [stored[:, : self.kv_heads] for stored in self.layers]  # views, made once
+        self._values = [stored[:, self.kv_heads :] for stored in self.layers]
         self.max_len = max_len
         self.length = 0
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store k, v (B, nkv, T, hs) after the cached ones; return all keys/values so far (B, nkv, L+T, hs)."""
-        end = self.length + k.size(2)
+        end = self._end(k.size(2))
+        self._keys[layer].narrow(2, self.length, k.size(2)).copy_(k)
+        self._values[layer].narrow(2, self.length, k.size(2)).copy_(v)
+        return self._keys[layer].narrow(2, 0, end), self._values[layer].narrow(2, 0, end)
+
+    def update_kv(self, layer: int, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`update` for keys and values given side by side, kv (B, 2 * nkv, T, hs): one copy instead of two."""
+        end = self._end(kv.size(2))
+        self.layers[layer].narrow(2, self.length, kv.size(2)).copy_(kv)
+        return self._keys[layer].narrow(2, 0, end), self._values[layer].narrow(2, 0, end)
+
+    def _end(self, new: int) -> int:
+        end = self.length + new
         if end > self.max_len:
             raise ValueError(f"KV cache holds {self.max_len} positions; {end} needed")
-        self.keys[layer][:, :, self.length : end] = k
-        self.values[layer][:, :, self.length : end] = v
-        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+        return end
 
     def advance(self, steps: int) -> None:
         self.length += steps

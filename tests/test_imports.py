@@ -12,7 +12,7 @@ LAYERS = [
     {"atomic", "paths", "presets", "dropout", "linear_loss", "runtime", "quantize"},
     {"config", "sampling", "sources", "columnar", "copying"},
     {"tokenizer", "model", "bigram"},
-    {"memory", "chat", "lora", "lora_base"},
+    {"memory", "chat", "lora", "lora_base", "decode"},
     {"data", "checkpoint", "generate", "budget"},
     {"evaluate"},
     {"objectives"},
