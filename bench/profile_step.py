@@ -20,7 +20,7 @@ from torch.profiler import ProfilerActivity, profile
 GROUPS = [  # (group, substrings of operator names), first match wins
     ("optimizer", ("adam", "muon", "Optimizer.step", "_foreach")),
     ("attention", ("scaled_dot_product", "flash_attention", "_efficient_attention")),
-    ("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear")),
+    ("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear")),
     ("loss", ("cross_entropy", "log_softmax", "nll_loss")),
     ("embedding", ("embedding",)),
     ("elementwise", ("aten::mul", "aten::add", "aten::gelu", "aten::silu", "aten::tanh", "aten::div", "aten::sub")),

@@ -2,8 +2,9 @@
 
 AdamW decays matmul and embedding weights only; biases and norm gains are left alone (decaying them only
 hurts). With `train.optimizer=muon` the blocks' matrices use Muon (momentum orthogonalised by Newton-Schulz,
-Jordan et al. 2024; PyTorch's `torch.optim.Muon` with the RMS matching of Liu et al. 2025, so AdamW's lr and
-weight decay carry over) and embeddings, head, biases and gains keep AdamW. The schedule is linear warmup, then either
+Jordan et al. 2024; PyTorch's `torch.optim.Muon` update with the RMS matching of Liu et al. 2025, so AdamW's
+lr and weight decay carry over; `gptkit.train.muon` batches the iteration and keeps it out of emulated bf16)
+and embeddings, head, biases and gains keep AdamW. The schedule is linear warmup, then either
 cosine decay to `min_lr` (constant after `lr_decay_iters`) or WSD: warmup, stable at `lr`, and a linear
 cooldown to `min_lr` over the last `cooldown_frac` of the run (Hu et al. 2024, MiniCPM). With
 `time_budget_s` the run's progress after warmup is measured in wall-clock time, so the schedule fits the budget.
@@ -50,12 +51,15 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devi
             f"`train.optimizer`=muon needs PyTorch >= 2.9 (torch.optim.Muon); this is {torch.__version__}: "
             "upgrade torch, or set `train.optimizer=adamw`"
         )
+    from gptkit.train.muon import Muon, newton_schulz_dtype  # subclasses torch.optim.Muon: torch >= 2.9 only
+
     matrices = muon_matrices(model)
     chosen = {id(p) for p in matrices}
     groups = param_groups(model, cfg.weight_decay)
     rest = [group | {"params": [p for p in group["params"] if id(p) not in chosen]} for group in groups]
-    muon = torch.optim.Muon(
+    muon = Muon(
         matrices,
+        ns_dtype=newton_schulz_dtype(device),
         lr=cfg.muon_lr or cfg.lr,
         weight_decay=cfg.weight_decay,
         momentum=cfg.muon_momentum,
