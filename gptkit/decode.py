@@ -4,12 +4,15 @@ little work per token as the numbers allow.
 Sampling a small model is dominated by per-call overhead, not arithmetic: at `cpu-baby`'s size a token costs
 about 80 tiny ops, and each `nn.Module` call adds several microseconds of hook bookkeeping to an op that itself
 takes a few. `DecodeStep` walks the same layers as `GPT.forward` with the same weights, kernels and order, so
-it gives the same logits (tests/test_decode.py checks every architecture option, LoRA and int8 layers against
-`GPT.forward`). It calls the plain layers' kernels directly (the `addmm` that `F.linear` runs on rows, the
-`layer_norm` that `F.layer_norm` calls), works on (B*T, C) rows, and skips what generation never needs (masks,
-dropout, position gathers, logits of any position but the last). `generate_tokens` uses it whenever the rows
-have no padding; padded batches, attention recording, hooks and training mode take `GPT.forward`.
-Measured in `bench/generate_speed.py` (docs/benchmarks.md).
+it gives the same logits (tests/test_decode.py checks every architecture option, int8 layers, bf16 weights
+and autocast against `GPT.forward`; with LoRA adapters the prompt's last logits can differ in the last bit,
+as their extra matmuls see a (B, C) rather than a (B, 1, C) input). It calls the plain layers' kernels
+directly (the `addmm` that `F.linear` runs on rows, the `layer_norm` that `F.layer_norm` calls), works on
+(B*T, C) rows, and skips what generation never needs (masks, dropout, position gathers, logits of any
+position but the last). `generate_tokens` uses it whenever the rows have no padding; padded batches,
+attention recording, hooks and training mode take `GPT.forward`. It is built per generation and binds the
+layers it finds then: hooks or modules changed while a generation is paused at a token take effect from the
+next generation. Measured in `bench/generate_speed.py` (docs/benchmarks.md).
 """
 
 import torch
@@ -72,8 +75,6 @@ class DecodeStep:
         self.ln_f = _norm(model.transformer.ln_f)
         self.head = _linear(model.lm_head)
         self.softcap = config.logit_softcap
-        param = next(model.parameters())
-        self.attention_fp32 = param.device.type == "cpu" and param.dtype == torch.bfloat16
 
     @staticmethod
     def supports(model: nn.Module) -> bool:
@@ -129,11 +130,13 @@ class DecodeStep:
             if nkv != nh:
                 keys = keys.repeat_interleave(nh // nkv, dim=1)
                 values = values.repeat_interleave(nh // nkv, dim=1)
-            if self.attention_fp32:  # as GPT.forward: PyTorch's CPU attention is faster in fp32 than in bf16
-                q, keys, values = q.float(), keys.float(), values.float()
-            y = F.scaled_dot_product_attention(q, keys, values, is_causal=T > 1)  # (B, nh, T, hs)
+            if q.dtype == torch.bfloat16 and q.device.type == "cpu":  # as GPT.forward: CPU attention in fp32
+                with torch.autocast("cpu", enabled=False):
+                    y = F.scaled_dot_product_attention(q.float(), keys.float(), values.float(), is_causal=T > 1)
+            else:
+                y = F.scaled_dot_product_attention(q, keys, values, is_causal=T > 1)  # (B, nh, T, hs)
             y = y.view(B, nh * hs) if T == 1 else y.transpose(1, 2).reshape(B * T, nh * hs)
-            x = x + out_proj(y if y.dtype == x.dtype else y.type_as(x))
+            x = x + out_proj(y if y.dtype == qkv.dtype else y.type_as(qkv))
             x = x + mlp(ln_2(x))
         cache.advance(T)
         if T > 1:

@@ -147,7 +147,8 @@ def generate_tokens(
         raise GptkitError(f"generate: ids must be in [0, {model.config.vocab_size}), the model's vocabulary")
     generator = torch.Generator(device=idx.device).manual_seed(seed) if seed is not None else None
     was_training = model.training
-    if was_training:  # only then: walking every module costs more than a small model's token
+    in_training = any(m.training for m in model.modules())  # e.g. LoRA layers added to a model in eval mode
+    if in_training:  # only then: setting every module's mode costs more than a small model's token
         model.eval()
     try:
         window = _Window(model, idx, mask, use_cache)
@@ -164,8 +165,8 @@ def generate_tokens(
                 window.append(next_id)
             yield next_id.clone()
     finally:
-        if was_training:
-            model.train()
+        if in_training:
+            model.train(was_training)
 
 
 # -- from ids to text ---------------------------------------------------------------------------------

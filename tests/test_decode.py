@@ -133,3 +133,22 @@ def test_generation_falls_back_where_the_lean_path_does_not_apply(monkeypatch):
         handle.remove()
     assert not DecodeStep.supports(model.train())
     assert not DecodeStep.supports(build(causal=False))  # a masked LM's attention sees both sides
+
+
+@pytest.mark.parametrize("pos, norm, mlp", [("learned", "layernorm", "gelu"), ("rope", "rmsnorm", "swiglu")])
+def test_decode_step_exact_in_bf16_and_under_autocast(pos, norm, mlp):
+    assert_same(build(pos, norm, mlp, 2).to(torch.bfloat16))  # attention runs in float32 on a CPU, as in forward
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert_same(build(pos, norm, mlp, 2))
+
+
+def test_lora_layers_left_in_training_mode_do_not_sample_with_dropout():
+    model = build()  # in eval mode; LoRA layers added afterwards start in training mode
+    apply_lora(model, LoRAConfig(r=4, dropout=0.5, targets="qkv,proj,fc"))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora" in name:
+                param.add_(torch.randn_like(param))
+    prompt = torch.randint(0, 50, (1, 5))
+    runs = {tuple(torch.cat(list(generate_tokens(model, prompt, 12, temperature=0)), 1)[0].tolist()) for _ in range(4)}
+    assert len(runs) == 1

@@ -441,7 +441,13 @@ class Trainer:
         if config.lora.r:  # the base is frozen; only adapters (and the rows of added tokens) train
             apply_lora(self.model, config.lora, first_new_row=self.base["vocab_rows"])
         self.model.recompute_blocks = self.cfg.recompute
-        self.optimizer = build_optimizer(self.model, self.cfg, self.device)
+        world, device = self.world, self.device
+        self.optimizer = build_optimizer(  # under torchrun, bf16 Newton-Schulz only if every rank has it natively
+            self.model,
+            self.cfg,
+            device,
+            agree=lambda native: world.mean(torch.tensor(float(native), device=device)).item() == 1,
+        )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=(self.dtype == torch.float16))
         self.generators = {"train": torch.Generator().manual_seed(self.cfg.seed)}
         self.metrics = MetricsLog(run_dir)

@@ -5,9 +5,10 @@ and in a dtype this device computes fast.
 (AVX2-only x86, e.g. AMD Zen 3) bf16 matmuls are emulated, about 0.7 GFLOP/s against 136 in float32 on
 this project's 2-core EPYC: 5 Newton-Schulz steps over `cpu-speedrun`'s 20 matrices took 520 of the 710 ms
 of a training step (`python bench/profile_step.py --preset cpu-speedrun`). Here the iteration runs in bf16
-where the device has it natively (CUDA, CPUs with AVX512-BF16 or AMX) and in float32 elsewhere, and on all
+where the device has it natively (Ampere and later GPUs, CPUs with AVX512-BF16 or AMX; under torchrun only
+if every rank has it) and in float32 elsewhere, and on all
 matrices of one shape at once (`bmm`: tall matrices are turned wide first, as the single-matrix version does),
-which cuts the number of small-matrix calls fivefold. Everything else is torch's: parameter groups, state
+which turns `cpu-speedrun`'s 20 matrices into 3 batches. Everything else is torch's: parameter groups, state
 (`momentum_buffer`, so checkpoints of either load into the other), Nesterov momentum, decoupled weight decay,
 the lr adjustment, the quintic coefficients (Jordan et al. 2024).
 """
@@ -20,11 +21,15 @@ import torch
 from gptkit.train.precision import native_bf16
 
 
-def newton_schulz_dtype(device: torch.device) -> torch.dtype:
-    """bf16 where matmuls in it are native (CUDA; CPUs with AVX512-BF16 or AMX), float32 elsewhere."""
-    if device.type == "cuda" or (device.type == "cpu" and native_bf16()):
-        return torch.bfloat16
-    return torch.float32
+def newton_schulz_dtype(device: torch.device, agree=lambda native: native) -> torch.dtype:
+    """bf16 where matmuls in it are native (Ampere and later GPUs; CPUs with AVX512-BF16 or AMX), float32
+    elsewhere. `agree(native)` combines the ranks' answers under torchrun (bf16 only if all have it), so every
+    copy of the model takes the same steps; every rank calls it exactly once."""
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+    else:
+        native = device.type == "cpu" and native_bf16()
+    return torch.bfloat16 if agree(native) else torch.float32
 
 
 def orthogonalize(
@@ -52,11 +57,14 @@ def orthogonalize(
 
 
 def adjusted_lr(lr: float, adjust_lr_fn: str | None, shape: torch.Size) -> float:
-    """torch's lr adjustment: Keller's sqrt(max(1, A/B)) ("original"), or Moonshot's 0.2 sqrt(max(A, B))."""
+    """torch's lr adjustment: Keller's sqrt(max(1, A/B)) (None or "original"), Moonshot's 0.2 sqrt(max(A, B))
+    ("match_rms_adamw"), none for anything else."""
     rows, cols = shape[:2]
+    if adjust_lr_fn is None or adjust_lr_fn == "original":
+        return lr * math.sqrt(max(1.0, rows / cols))
     if adjust_lr_fn == "match_rms_adamw":
         return lr * 0.2 * math.sqrt(max(rows, cols))
-    return lr * math.sqrt(max(1.0, rows / cols))
+    return lr
 
 
 class Muon(torch.optim.Muon):
@@ -65,6 +73,16 @@ class Muon(torch.optim.Muon):
     def __init__(self, params, *, ns_dtype: torch.dtype = torch.bfloat16, **options):
         super().__init__(params, **options)
         self.ns_dtype = ns_dtype
+
+    def __getstate__(self) -> dict:  # torch's Optimizer pickles only its defaults, state and groups
+        return {**super().__getstate__(), "ns_dtype": self.ns_dtype}
+
+    def __setstate__(self, state: dict) -> None:  # also called by load_state_dict, without the dtype
+        if "ns_dtype" in state:
+            self.ns_dtype = state.pop("ns_dtype")
+        elif not hasattr(self, "ns_dtype"):
+            self.ns_dtype = torch.bfloat16
+        super().__setstate__(state)
 
     @torch.no_grad()
     def step(self, closure=None):

@@ -42,8 +42,9 @@ def _adamw(groups: list[dict], cfg: TrainConfig, device: torch.device) -> torch.
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **extra)
 
 
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
-    """AdamW over all parameters, or (`train.optimizer=muon`) an OptimizerSet of Muon and AdamW."""
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device, agree=lambda native: native):
+    """AdamW over all parameters, or (`train.optimizer=muon`) an OptimizerSet of Muon and AdamW; `agree` makes
+    the ranks of a torchrun pick one Newton-Schulz dtype (`gptkit.train.muon.newton_schulz_dtype`)."""
     if cfg.optimizer == "adamw":
         return _adamw(param_groups(model, cfg.weight_decay), cfg, device)
     if not hasattr(torch.optim, "Muon"):
@@ -59,7 +60,7 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devi
     rest = [group | {"params": [p for p in group["params"] if id(p) not in chosen]} for group in groups]
     muon = Muon(
         matrices,
-        ns_dtype=newton_schulz_dtype(device),
+        ns_dtype=newton_schulz_dtype(device, agree),
         lr=cfg.muon_lr or cfg.lr,
         weight_decay=cfg.weight_decay,
         momentum=cfg.muon_momentum,
