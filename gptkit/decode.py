@@ -18,6 +18,7 @@ next generation. Measured in `bench/generate_speed.py` (docs/benchmarks.md).
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.nn.modules.module as module_registry
 
 from gptkit.model import GPT, KVCache, LayerNorm, apply_rope
 
@@ -82,6 +83,10 @@ class DecodeStep:
         if type(model) is not GPT or not model.config.causal or model.training:
             return False
         if any(block.attn.recorder is not None for block in model.transformer.h):
+            return False
+        if getattr(module_registry, "_global_forward_hooks", None) or getattr(
+            module_registry, "_global_forward_pre_hooks", None
+        ):  # hooks on every module (nn.modules.module.register_module_forward_hook)
             return False
         return not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 

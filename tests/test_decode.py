@@ -131,6 +131,12 @@ def test_generation_falls_back_where_the_lean_path_does_not_apply(monkeypatch):
         list(generate_tokens(model, prompt, 3))
     finally:
         handle.remove()
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda *a: None)
+    try:
+        assert not DecodeStep.supports(model)
+    finally:
+        handle.remove()
+    assert DecodeStep.supports(model)
     assert not DecodeStep.supports(model.train())
     assert not DecodeStep.supports(build(causal=False))  # a masked LM's attention sees both sides
 

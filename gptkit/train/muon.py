@@ -3,7 +3,7 @@ and in a dtype this device computes fast.
 
 `torch.optim.Muon` orthogonalises each matrix on its own and always in bf16. On a CPU without native bf16
 (AVX2-only x86, e.g. AMD Zen 3) bf16 matmuls are emulated, about 0.7 GFLOP/s against 136 in float32 on
-this project's 2-core EPYC: 5 Newton-Schulz steps over `cpu-speedrun`'s 20 matrices took 520 of the 710 ms
+this project's 2-core EPYC: 5 Newton-Schulz steps over `cpu-speedrun`'s 20 matrices took 520 of the 707 ms
 of a training step (`python bench/profile_step.py --preset cpu-speedrun`). Here the iteration runs in bf16
 where the device has it natively (Ampere and later GPUs, CPUs with AVX512-BF16 or AMX; under torchrun only
 if every rank has it) and in float32 elsewhere, and on all
