@@ -90,6 +90,19 @@ class GPTConfig:
         """The dropout on attention weights: `attn_dropout`, or `dropout` when that is -1."""
         return self.dropout if self.attn_dropout == -1.0 else self.attn_dropout
 
+    def beyond_gpt2_and_llama(self) -> str | None:
+        """The setting that puts this model outside both GPT-2's and Llama's architecture (so no exporter can
+        write it), or None."""
+        if self.arch == "bigram":
+            return "`model.arch`=bigram (a table of next-token logits)"
+        if self.qk_norm:
+            return "`model.qk_norm`=true"
+        if self.logit_softcap > 0:
+            return "`model.logit_softcap`"
+        if not self.causal:
+            return "`model.causal`=false (a masked LM)"
+        return None
+
     def validate(self) -> None:
         check_field_types(self, "model")
         for name in ("block_size", "n_layer", "n_head", "n_embd"):

@@ -21,14 +21,8 @@ from gptkit.model import mlp_hidden_size
 
 def gguf_architecture(m: GPTConfig) -> str:
     """ "gpt2" or "llama", or a one-line error naming the option llama.cpp has no architecture for."""
-    if m.arch == "bigram":
-        raise GptkitError("export --format gguf: `model.arch`=bigram has no llama.cpp architecture (gpt2 or llama)")
-    if m.qk_norm:
-        raise GptkitError("export --format gguf: `model.qk_norm`=true has no llama.cpp architecture (gpt2 or llama)")
-    if m.logit_softcap > 0:
-        raise GptkitError("export --format gguf: `model.logit_softcap` has no llama.cpp architecture (gpt2 or llama)")
-    if not m.causal:
-        raise GptkitError("export --format gguf: `model.causal`=false (a masked LM) cannot run in llama.cpp")
+    if setting := m.beyond_gpt2_and_llama():
+        raise GptkitError(f"export --format gguf: {setting} has no llama.cpp architecture (gpt2 or llama)")
     needs = {"learned": ("gpt2", "layernorm", "gelu"), "rope": ("llama", "rmsnorm", "swiglu")}
     if m.pos not in needs:
         raise GptkitError(

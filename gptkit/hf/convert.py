@@ -30,16 +30,8 @@ GPT2_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "m
 
 def hf_architecture(m: GPTConfig) -> str:
     """ "gpt2" or "llama" for a model config, or a one-line error naming the option HF has no architecture for."""
-    if m.arch == "bigram":
-        raise GptkitError("export: `model.arch`=bigram (a table of next-token logits) has no transformers architecture")
-    if m.qk_norm:
-        raise GptkitError("export: `model.qk_norm`=true has no GPT-2 or Llama architecture in transformers")
-    if m.logit_softcap > 0:
-        raise GptkitError("export: `model.logit_softcap` has no GPT-2 or Llama architecture in transformers")
-    if not m.causal:
-        raise GptkitError(
-            "export: `model.causal`=false (a masked LM) has no GPT-2 or Llama architecture in transformers"
-        )
+    if setting := m.beyond_gpt2_and_llama():
+        raise GptkitError(f"export: {setting} has no transformers architecture (GPT-2 or Llama)")
     if m.pos == "learned":
         wrong = [
             f"`model.{k}`={getattr(m, k)!r} (GPT-2 needs {v!r})"
