@@ -76,6 +76,10 @@ class World:
         dist.broadcast(shared, src=0)
         return float(shared.item())
 
+    def all(self, flag: bool) -> bool:
+        """Whether `flag` holds on every rank (itself in a world of one); every rank must call it."""
+        return self.mean(torch.tensor(float(flag), device=self.device)).item() == 1
+
     def mean(self, value: torch.Tensor) -> torch.Tensor:
         """The mean of a scalar tensor over all ranks (itself in a world of one)."""
         if not self.is_distributed:

@@ -441,13 +441,8 @@ class Trainer:
         if config.lora.r:  # the base is frozen; only adapters (and the rows of added tokens) train
             apply_lora(self.model, config.lora, first_new_row=self.base["vocab_rows"])
         self.model.recompute_blocks = self.cfg.recompute
-        world, device = self.world, self.device
-        self.optimizer = build_optimizer(  # under torchrun, bf16 Newton-Schulz only if every rank has it natively
-            self.model,
-            self.cfg,
-            device,
-            agree=lambda native: world.mean(torch.tensor(float(native), device=device)).item() == 1,
-        )
+        # under torchrun the Newton-Schulz iteration runs in bf16 only if every rank has it natively
+        self.optimizer = build_optimizer(self.model, self.cfg, self.device, agree=self.world.all)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=(self.dtype == torch.float16))
         self.generators = {"train": torch.Generator().manual_seed(self.cfg.seed)}
         self.metrics = MetricsLog(run_dir)
@@ -493,10 +488,7 @@ class Trainer:
         if self.state.dtype:
             self.dtype = getattr(torch, self.state.dtype)
             return "auto: as picked when the run started"
-        world = self.world
-        choice = choose_cpu_dtype(
-            self.model, self.cfg.batch_size, agree=lambda faster: world.mean(torch.tensor(float(faster))).item() == 1
-        )
+        choice = choose_cpu_dtype(self.model, self.cfg.batch_size, agree=self.world.all)
         self.dtype = choice.dtype
         self.state.dtype = str(choice.dtype).removeprefix("torch.")
         return choice.reason
