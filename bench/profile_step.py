@@ -3,7 +3,8 @@
 Self CPU time per operator, summed into groups: matmuls (mm/addmm/bmm and their backward), attention
 (scaled-dot-product kernels), the optimizer step, the loss, element-wise work and the rest, plus the ten
 costliest operators. Wall-clock per step comes from the same steps, so the gap between the sum of operator
-time and wall-clock is Python and dispatch overhead.
+time and wall-clock is Python and dispatch overhead. The step runs eagerly, even for a preset that compiles
+(`cpu-speedrun`), unless `--set train.compile=true`: compiled kernels are not `aten::` operators.
 Usage: python bench/profile_step.py [--preset cpu-baby] [--steps 30] [--set key=value ...]
 """
 
@@ -39,7 +40,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        setup = StepSetup(tmp, args.preset, ["train.device=cpu", *args.set])
+        # Eager unless asked (`--set train.compile=true`): compiled kernels are no `aten::` operators to group.
+        setup = StepSetup(tmp, args.preset, ["train.device=cpu", "train.compile=false", *args.set])
         step = setup.step
         for _ in range(10):
             step()

@@ -6,7 +6,7 @@ import torch
 from gptkit.config import DataSource, resolve_config
 from gptkit.data.prepare import prepare
 from gptkit.model import GPT
-from gptkit.runtime import pick_device, resolve_dtype
+from gptkit.runtime import compile_blocker, pick_device, resolve_dtype
 from gptkit.train.data import TrainingData
 from gptkit.train.loop import StepParts, train_step
 from gptkit.train.optim import build_optimizer
@@ -29,7 +29,9 @@ class StepSetup:
         if self.cfg.dtype == "auto" and self.device.type == "cpu":  # as the trainer picks it
             choice = choose_cpu_dtype(self.model, self.cfg.batch_size)
             self.dtype, self.dtype_note = choice.dtype, choice.reason
-        self.runner = torch.compile(self.model) if compile_model else self.model
+        # `--compile`, or a preset that compiles (cpu-speedrun), where this machine can (a CPU needs a C++ compiler)
+        self.compiled = (compile_model or self.cfg.compile) and compile_blocker(self.device) is None
+        self.runner = torch.compile(self.model) if self.compiled else self.model
         self.optimizer = build_optimizer(self.model, self.cfg, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=(self.dtype == torch.float16))
         self.generator = torch.Generator().manual_seed(self.cfg.seed)

@@ -3,11 +3,12 @@
 Uses the real training step (`gptkit.train.loop.train_step`) on the bundled Tiny Shakespeare, prepared into a
 temp folder, and the plain-PyTorch nanoGPT recipe (`experiments/nanogpt_reference.py`, no gptkit code) at the
 preset's shape (layers, heads, width, block, batch x grad_accum, dropout) on the same tokens. After `--warmup`
-untimed steps of each (with `--compile`: gptkit's compilation, reported as `warmup_s`), `--repeats` rounds of
-`--steps` steps alternate between the two (the order flips every round) and the median round of each is
-reported with the slowest and fastest, and their ratio. gptkit's step runs in the dtype the trainer would pick
-(`train.dtype=auto`: on a CPU a start-up probe, whose verdict is `dtype_note`); the recipe in float32, as
-nanoGPT runs on a CPU. MFU is against the matmul peak measured here in each side's dtype.
+untimed steps of each (with `--compile`, or a preset that compiles: gptkit's compilation, reported as
+`warmup_s`), `--repeats` rounds of `--steps` steps alternate between the two (the order flips every round)
+and the median round of each is reported with the slowest and fastest, and their ratio. gptkit's step runs
+in the dtype the trainer would pick (`train.dtype=auto`: on a CPU a start-up probe, whose verdict is
+`dtype_note`); the recipe in float32, as nanoGPT runs on a CPU. MFU is against the matmul peak measured
+here in each side's dtype.
 The JSON records the machine (`bench/machine.py`): a ratio holds only on the machine that measured it.
 Usage: python bench/train_speed.py --preset cpu-baby [--steps 100] [--repeats 6] [--compile] [--no-peer]
 """
@@ -93,7 +94,7 @@ def main() -> None:
         "preset": args.preset,
         "dtype": str(dtype).removeprefix("torch."),
         "dtype_note": setup.dtype_note,
-        "compile": args.compile,
+        "compile": setup.compiled,
         "params": model.num_params(),
         "tokens_per_step": tokens_per_step,
         "steps": args.steps,

@@ -6,6 +6,9 @@ float32 there). `measure_peak_flops` times a few large matmuls so MFU is against
 """
 
 import contextlib
+import os
+import shutil
+import sys
 import time
 
 import torch
@@ -32,6 +35,19 @@ def pick_device(requested: str = "auto") -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise GptkitError(f"`train.device`={requested!r} but MPS is not available here; use cpu or auto (--device cpu)")
     return device
+
+
+def compile_blocker(device: torch.device) -> str | None:
+    """Why `torch.compile` cannot run on `device` here, or None. On a CPU its backend (Inductor) builds C++
+    kernels with `$CXX`, else g++ (clang++ on macOS, cl on Windows): without it the run would fail at its first
+    step with a long traceback."""
+    if device.type != "cpu":
+        return None
+    default = {"darwin": "clang++", "win32": "cl"}.get(sys.platform, "g++")
+    compiler = os.environ.get("CXX") or default
+    if shutil.which(compiler):
+        return None
+    return f"no C++ compiler {compiler!r}, which torch.compile needs on a CPU (install {default}, or set CXX)"
 
 
 def resolve_dtype(requested: str, device: torch.device) -> torch.dtype:

@@ -46,7 +46,7 @@ from gptkit.memory import check_training_fits
 from gptkit.model import GPT, build_model
 from gptkit.objectives import objective_for
 from gptkit.paths import check_output_folder, shown
-from gptkit.runtime import autocast_for, measure_peak_flops, resolve_dtype
+from gptkit.runtime import autocast_for, compile_blocker, measure_peak_flops, resolve_dtype
 from gptkit.tokenizer import TOKENIZER_FILE, load_tokenizer, with_specials
 from gptkit.train.data import TrainingData, estimate_loss
 from gptkit.train.distributed import World, distributed
@@ -362,15 +362,21 @@ class Trainer:
         self.tensorboard: TensorBoardLog | None = None
         if config.log.tensorboard and world.is_main:
             self.tensorboard = TensorBoardLog(run_dir, self.state.step if resume else None)
+        compiled = self.cfg.compile
+        if compiled:  # every rank compiles, or none does (a compiled DDP wrapper on some ranks only would hang)
+            blocker = compile_blocker(self.device)
+            compiled = self.world.all(blocker is None)
+            if not compiled:
+                notes.append(f"compile: off, {blocker or 'another process has no C++ compiler'}; training without it")
         ddp = None
-        runner = self.evaluator = torch.compile(self.model) if self.cfg.compile else self.model
+        runner = self.evaluator = torch.compile(self.model) if compiled else self.model
         if world.is_distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             # RoPE tables are the only buffers and are the same everywhere: no need to broadcast them.
             ddp = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids, broadcast_buffers=False)
             # Compiling the DDP wrapper (not wrapping the compiled model) lets the compiler split the graph at
             # gradient buckets, so all-reduces overlap the backward pass.
-            runner = torch.compile(ddp) if self.cfg.compile else ddp
+            runner = torch.compile(ddp) if compiled else ddp
             self.evaluator = self.model  # rank 0 alone, outside DDP; not compiled twice (evals are short)
         loss = self.data.objective.loss
         self.parts = StepParts(runner, self.model, self.optimizer, self.scaler, loss, self.device, self.dtype, ddp)
