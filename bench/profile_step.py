@@ -40,7 +40,6 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        # Eager unless asked (`--set train.compile=true`): compiled kernels are no `aten::` operators to group.
         setup = StepSetup(tmp, args.preset, ["train.device=cpu", "train.compile=false", *args.set])
         step = setup.step
         for _ in range(10):
