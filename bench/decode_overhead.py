@@ -77,7 +77,15 @@ def calls_per_step(step) -> dict:
         for _ in range(10):
             step()
     counts = {event.key: event.count / 10 for event in profiled.key_averages() if event.key.startswith("aten::")}
-    wanted = ("aten::addmm", "aten::mm", "aten::layer_norm", "aten::gelu", "aten::scaled_dot_product_attention")
+    wanted = (
+        "aten::addmm",
+        "aten::mm",
+        "aten::layer_norm",
+        "aten::gelu_",  # in place on the MLP's output tensor (gptkit.decode's token path)
+        "aten::scaled_dot_product_attention",
+        "aten::index_copy_",  # the token's keys and values into the cache
+        "aten::as_strided",  # the cache's keys and values so far (nested ones included)
+    )
     return {"aten_events_all": sum(counts.values()), **{name: counts.get(name, 0) for name in wanted}}
 
 

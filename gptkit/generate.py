@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from gptkit.decode import DecodeStep
+from gptkit.decode import DecodeStep, decode_step_for
 from gptkit.errors import GptkitError
 from gptkit.model import KVCache
 from gptkit.sampling import DEFAULT_SAMPLING, SamplingConfig
@@ -71,44 +71,71 @@ class _Window:
 
     The model sees idx[:, offset:], at most `block_size` tokens. When a new token would overflow that, the
     window slides: it keeps the last half block (and, with a cache, recomputes the cache from those). The
-    same policy with or without a cache, so both give the same tokens.
+    same policy with or without a cache, so both give the same tokens. New ids are joined to `idx` only when
+    something reads it (a slide, the repetition penalty, a step without the lean path): a decode step needs
+    only the last one, and joining every token would cost a copy of the whole row each time.
     """
 
-    def __init__(self, model, idx: torch.Tensor, mask: torch.Tensor, use_cache: bool):
-        self.model, self.idx, self.mask = model, idx, mask
+    def __init__(self, model, idx: torch.Tensor, mask: torch.Tensor, use_cache: bool, modules: list):
+        self.model = model
+        self._parts, self._mask = [idx], mask  # the prompt, then each new (B, 1) id until joined
+        self.length, self.last = idx.size(1), idx[:, -1:]
         self.block_size = model.config.block_size
-        self.offset = max(0, idx.size(1) - self.block_size)  # a long prompt: its last block
+        self.offset = max(0, self.length - self.block_size)  # a long prompt: its last block
         self.padded = not bool(mask.all())  # without padding, positions and masks take the fast default path
         self.cache = None
-        self.decode_step = None  # the lean one-token path (gptkit.decode), once the prompt is in the cache
+        self.decode_step = None  # the lean path (gptkit.decode): the prompt into an empty cache, then a token at a time
         if use_cache:
             param = next(model.parameters())
-            self.cache = KVCache(model.config, idx.size(0), self.block_size, param.device, param.dtype)
-            if not self.padded and DecodeStep.supports(model):
-                self.decode_step = DecodeStep(model)
+            if not self.padded and DecodeStep.supports(model, modules):
+                self.decode_step = decode_step_for(model, idx.size(0), modules)
+                try:
+                    self.cache = self.decode_step.new_cache(idx.size(0), param.device, param.dtype)
+                except BaseException:  # e.g. out of memory: the step must not stay taken
+                    self.decode_step.release()
+                    raise
+            else:
+                self.cache = KVCache(model.config, idx.size(0), self.block_size, param.device, param.dtype)
+
+    def close(self) -> None:
+        """The generation has ended: its lean step (and the step's cache) may serve the next one."""
+        if self.decode_step is not None:
+            self.decode_step.release()
+
+    @property
+    def idx(self) -> torch.Tensor:
+        """(B, length): the prompt and every new id."""
+        if len(self._parts) > 1:
+            self._parts = [torch.cat(self._parts, dim=1)]
+        return self._parts[0]
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """(B, length) bool, False at padding."""
+        return self._mask if self.padded else self._mask[:, :1].expand(-1, self.length)  # all True: a view
 
     def logits_for_next(self) -> torch.Tensor:
         """(B, V) logits for the token after the current ones."""
-        if self.idx.size(1) - self.offset > self.block_size:  # full: slide, keeping the last half block
-            self.offset = self.idx.size(1) - max(1, self.block_size // 2)
+        if self.length - self.offset > self.block_size:  # full: slide, keeping the last half block
+            self.offset = self.length - max(1, self.block_size // 2)
             if self.cache is not None:
                 self.cache.reset()
         cached = self.cache.length if self.cache is not None else 0
+        if self.decode_step is not None:  # all but the last token are cached, or none (the prompt, a slide)
+            return self.decode_step(self.last if cached else self.idx[:, self.offset :], self.cache)
         new = self.idx[:, self.offset + cached :]  # the whole window without a cache; what is not cached with one
-        if self.decode_step is not None:  # the prompt into an empty cache, then one token at a time
-            return self.decode_step(new, self.cache)
         if not self.padded:
             return self.model(new, cache=self.cache, last_only=True)[0][:, -1]
-        mask = self.mask[:, self.offset :]
+        mask = self._mask[:, self.offset :]
         positions = positions_from_mask(mask)[:, cached:]
         return self.model(new, cache=self.cache, positions=positions, key_mask=mask, last_only=True)[0][:, -1]
 
     def append(self, next_id: torch.Tensor) -> None:
-        self.idx = torch.cat([self.idx, next_id], dim=1)
+        self._parts.append(next_id)
+        self.length += 1
+        self.last = next_id
         if self.padded:
-            self.mask = torch.cat([self.mask, torch.ones_like(next_id, dtype=torch.bool)], dim=1)
-        else:  # all True: a view of the right shape, no copy
-            self.mask = self.mask[:, :1].expand_as(self.idx)
+            self._mask = torch.cat([self._mask, torch.ones_like(next_id, dtype=torch.bool)], dim=1)
 
 
 def generate_tokens(
@@ -147,11 +174,13 @@ def generate_tokens(
         raise GptkitError(f"generate: ids must be in [0, {model.config.vocab_size}), the model's vocabulary")
     generator = torch.Generator(device=idx.device).manual_seed(seed) if seed is not None else None
     was_training = model.training
-    in_training = any(m.training for m in model.modules())  # e.g. LoRA layers added to a model in eval mode
+    modules = list(model.modules())  # walked once: the modes here, the hooks in DecodeStep.supports
+    in_training = any(m.training for m in modules)  # e.g. LoRA layers added to a model in eval mode
     if in_training:  # only then: setting every module's mode costs more than a small model's token
         model.eval()
+    window = None
     try:
-        window = _Window(model, idx, mask, use_cache)
+        window = _Window(model, idx, mask, use_cache, modules)
         for _ in range(max_new_tokens):
             with torch.inference_mode():  # faster than no_grad; the ids handed out are ordinary tensors
                 logits = window.logits_for_next()  # (B, V)
@@ -165,6 +194,8 @@ def generate_tokens(
                 window.append(next_id)
             yield next_id.clone()
     finally:
+        if window is not None:
+            window.close()
         if in_training:
             model.train(was_training)
 

@@ -86,6 +86,11 @@ class KVCache:
         self.layers = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
         self._keys = [stored[:, : self.kv_heads] for stored in self.layers]  # views, made once
         self._values = [stored[:, self.kv_heads :] for stored in self.layers]
+        # For `upto`: where each layer's keys and values start in its tensor's storage, and its strides
+        value_start = self.kv_heads * self.layers[0].stride(1)
+        self._starts = [(t, t.stride(), t.storage_offset(), t.storage_offset() + value_start) for t in self.layers]
+        self._positions: dict[int, torch.Tensor] = {}
+        self._upto: dict[int, list] = {}  # end -> `upto`'s views, made once (a kept cache serves many generations)
         self.max_len = max_len
         self.length = 0
 
@@ -101,6 +106,41 @@ class KVCache:
         end = self._end(kv.size(2))
         self.layers[layer].narrow(2, self.length, kv.size(2)).copy_(kv)
         return self._keys[layer].narrow(2, 0, end), self._values[layer].narrow(2, 0, end)
+
+    def position(self, index: int) -> torch.Tensor:
+        """`index` as the (1,) long tensor `store_token` takes, on the cache's device (one per index, kept)."""
+        position = self._positions.get(index)
+        if position is None:
+            position = self._positions[index] = torch.full((1,), index, dtype=torch.long, device=self.layers[0].device)
+        return position
+
+    def store_token(self, layer: int, position: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None = None) -> None:
+        """Write one token's keys and values at `position` (from `self.position`): k (B, nkv, 1, hs) and v, or
+        with v None, k the (B, 2 * nkv, 1, hs) keys and values side by side."""
+        stored = self.layers[layer]
+        if k.dtype != stored.dtype:  # a caller's cache in another dtype: converted as `update`'s copy_ converts
+            k, v = k.to(stored.dtype), None if v is None else v.to(stored.dtype)
+        if v is None:
+            stored.index_copy_(2, position, k)
+        else:
+            self._keys[layer].index_copy_(2, position, k)
+            self._values[layer].index_copy_(2, position, v)
+
+    def upto(self, end: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every layer's keys and values of positions [0, end), (B, nkv, end, hs) each: views made by
+        `as_strided` (about half the cost of `narrow`) once per end, since a decode step reads them for every
+        layer and token and a kept cache serves many generations. Views see later writes, so a step may take
+        them before it stores the token at end - 1."""
+        views = self._upto.get(end)
+        if views is None:
+            if end > self.max_len:
+                raise ValueError(f"KV cache holds {self.max_len} positions; {end} needed")
+            stored = self.layers[0]
+            shape = (stored.size(0), self.kv_heads, end, stored.size(3))
+            view = torch.as_strided
+            views = [(view(t, shape, strides, k), view(t, shape, strides, v)) for t, strides, k, v in self._starts]
+            self._upto[end] = views
+        return views
 
     def _end(self, new: int) -> int:
         end = self.length + new

@@ -1,11 +1,17 @@
 """The lean decode path (gptkit.decode.DecodeStep) gives exactly GPT.forward's logits, for every architecture
 option, with LoRA adapters and int8 layers, and generation falls back to GPT.forward where it must."""
 
+import concurrent.futures
+import copy
+import gc
 import itertools
+import weakref
 
 import pytest
 import torch
+import torch.nn as nn
 
+import gptkit.generate as generate_module
 from gptkit.config import GPTConfig, LoRAConfig
 from gptkit.decode import DecodeStep
 from gptkit.generate import generate_tokens
@@ -158,3 +164,96 @@ def test_lora_layers_left_in_training_mode_do_not_sample_with_dropout():
     prompt = torch.randint(0, 50, (1, 5))
     runs = {tuple(torch.cat(list(generate_tokens(model, prompt, 12, temperature=0)), 1)[0].tolist()) for _ in range(4)}
     assert len(runs) == 1
+
+
+def test_a_token_s_logits_survive_the_next_token_and_interleaved_generations_do_not_mix():
+    """The one-token path reuses its tensors from token to token: what it hands out must not change later, and
+    two generations of one model, advanced in turn, give what each gives alone."""
+    model = build("learned", "layernorm", "gelu")
+    step = DecodeStep(model, batch_size=2)  # its tensors made for 2 rows now
+    cache = KVCache(model.config, 2, model.config.block_size, "cpu")
+    idx = torch.randint(0, 50, (2, 9))
+    with torch.inference_mode():
+        step(idx[:, :7], cache)
+        first = step(idx[:, 7:8], cache)
+        kept = first.clone()
+        step(idx[:, 8:9], cache)
+        assert torch.equal(first, kept)
+        one_row = DecodeStep(model, batch_size=2)  # then called with 1 row: remade for it, still exact
+        row_cache = KVCache(model.config, 1, model.config.block_size, "cpu")
+        one_row(idx[:1, :7], row_cache)
+        assert torch.equal(one_row(idx[:1, 7:8], row_cache), forward_logits(model, idx[:1, :8], 7)[1])
+    prompts = torch.randint(0, 50, (2, 1, 4))
+    options = dict(temperature=0, repetition_penalty=100.0)
+    alone = [torch.cat(list(generate_tokens(model, p, 12, **options)), 1) for p in prompts]
+    streams = [generate_tokens(model, p, 12, **options) for p in prompts]
+    turns = [[], []]
+    for _ in range(12):
+        for row, stream in enumerate(streams):
+            turns[row].append(next(stream))
+    assert all(torch.equal(torch.cat(t, 1), a) for t, a in zip(turns, alone))
+
+
+def greedy(model: GPT, prompt: torch.Tensor, new: int = 10) -> torch.Tensor:
+    return torch.cat(list(generate_tokens(model, prompt, new, temperature=0, repetition_penalty=100.0)), dim=1)
+
+
+def sampled(model: GPT, prompt: torch.Tensor) -> torch.Tensor:
+    """Tokens drawn with a fixed seed: any change in the logits (even one keeping their order) shows."""
+    return torch.cat(list(generate_tokens(model, prompt, 20, temperature=1.0, seed=0)), dim=1)
+
+
+def test_a_kept_step_follows_the_model_s_weights_and_layers():
+    """A small model's decode step is kept between generations: whatever changed since (weights in place, a
+    new weight, a replaced layer, another dtype), the tokens are those of a model that never generated."""
+    model = build("rope", "rmsnorm", "swiglu", 2)
+    prompt = torch.randint(0, 50, (1, 5))
+    assert torch.equal(sampled(model, prompt), sampled(copy.deepcopy(model), prompt))
+    changes = [
+        lambda m: m.transformer.h[0].mlp.c_fc.weight.mul_(-1.5),  # in place
+        lambda m: setattr(m.transformer.h[1].attn.c_proj, "weight", nn.Parameter(torch.randn(32, 32))),
+        lambda m: setattr(m.transformer.h[0].mlp, "c_proj", nn.Linear(64 * 2, 32, bias=False)),
+        lambda m: setattr(m.config, "logit_softcap", 2.0),  # the step reads it once
+        lambda m: m.to(torch.bfloat16),
+    ]
+    for change in changes:
+        torch.manual_seed(1)
+        with torch.no_grad():
+            change(model)
+        fresh = copy.deepcopy(model)
+        assert torch.equal(sampled(model, prompt), sampled(fresh, prompt))
+
+
+def test_a_kept_step_does_not_keep_its_model_alive_and_serves_one_thread_at_a_time():
+    model = build()
+    prompts = torch.randint(0, 50, (4, 1, 5))
+    alone = [greedy(model, p, 16) for p in prompts]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:  # the same model, four threads at once
+        together = list(pool.map(greedy, [model] * 4, prompts, [16] * 4))
+    assert all(torch.equal(a, b) for a, b in zip(alone, together))
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None
+
+
+def test_a_small_model_s_step_is_made_once_for_generations_one_after_another(monkeypatch):
+    model, prompt = build(), torch.randint(0, 50, (1, 5))
+    made = []
+    original = DecodeStep.__init__
+    monkeypatch.setattr(DecodeStep, "__init__", lambda self, *a: made.append(1) or original(self, *a))
+    for _ in range(3):
+        greedy(model, prompt)
+    assert len(made) == 1
+    first, second = generate_tokens(model, prompt, 3), generate_tokens(model, prompt, 3)
+    next(first), next(second)  # two generations at once: the second gets its own step
+    assert len(made) == 2
+    first.close(), second.close()
+    greedy(model, prompt)
+    assert len(made) == 2
+    with monkeypatch.context() as patched:  # a generation that fails at its first token...
+        patched.setattr(generate_module, "sample_next", lambda *a: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            greedy(model, prompt)
+    greedy(model, prompt)  # ...leaves the step it took free again
+    assert len(made) == 2
