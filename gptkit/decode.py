@@ -9,7 +9,7 @@ and autocast against `GPT.forward`; with LoRA adapters the prompt's last logits 
 as their extra matmuls see a (B, C) rather than a (B, 1, C) input). It calls the plain layers' kernels
 directly (the `addmm` that `F.linear` runs on rows, the `layer_norm` that `F.layer_norm` calls), works on
 (B*T, C) rows, and skips what generation never needs (masks, dropout, position gathers, logits of any
-position but the last). Each new token (on a CPU or a CUDA GPU, outside autocast) also allocates almost
+position but the last). Each new token (on a CPU or a CUDA GPU, without autocast or autograd) allocates almost
 nothing: the plain linear layers write into tensors made once per step, the residual adds and the
 activation work in place, and the KV cache is written by `index_copy_` and read through `as_strided` views
 (cheaper calls than `narrow` and `copy_`; same values). `generate_tokens` uses it whenever the rows have no
@@ -40,7 +40,7 @@ def _linear(layer: nn.Module, rows: int = 0):
     if type(layer) is not nn.Linear:
         return layer.forward, layer.forward, None
     params = layer._parameters  # not nn.Module.__getattr__, which costs ~1 us a call in a build of ~100
-    weight, bias = params["weight"], params["bias"]
+    weight, bias = _alias(params["weight"]), _alias(params["bias"])
     transposed = weight.t()
     out = weight.new_empty(rows, weight.size(0)) if rows else None
     if bias is None:
@@ -61,7 +61,7 @@ _ACTIVATIONS_IN_PLACE = {
 # thirds of a `cpu-baby` token. One generation at a time uses it (its output tensors and KV cache serve one token
 # at a time); another at the same time gets its own. A larger model's token costs milliseconds and its weights
 # hundreds of MB, which a kept step would hold after `.to()` until the next generation: it gets a new step each
-# time. model -> (batch size, what the step bound, the step), one per model.
+# time. model -> (what the step bound, the step), one per model.
 _KEPT_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _KEPT_LOCK = threading.Lock()
 _KEEP_BYTES = 64 << 20  # weights (and a KV cache) up to this size are kept; GPT-2 124M's weights take 500 MB
@@ -76,15 +76,21 @@ def _norm(layer: nn.Module):
     """x -> layer(x): for gptkit's LayerNorm the very `torch.layer_norm` call `F.layer_norm` makes."""
     if type(layer) is not LayerNorm:
         return layer.forward
-    shape, weight, bias, eps = layer.weight.shape, layer.weight, layer.bias, layer.eps
+    shape, weight, bias, eps = layer.weight.shape, _alias(layer.weight), _alias(layer.bias), layer.eps
     return lambda x: torch.layer_norm(x, shape, weight, bias, eps)
 
 
 def _embedding(layer: nn.Module):
     if type(layer) is not nn.Embedding:
         return layer.forward  # LoRA's embedding with trainable new rows
-    weight = layer.weight
+    weight = _alias(layer.weight)
     return lambda ids: torch.index_select(weight, 0, ids)  # the rows F.embedding would gather, one op
+
+
+def _alias(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    """The same memory without the autograd link to a Parameter, which a kept step would otherwise hold: a view of
+    a Parameter blocks PyTorch's tensor-swapping conversions (`.to()` under swap_module_params_on_conversion)."""
+    return None if tensor is None else tensor.detach()
 
 
 class DecodeStep:
@@ -100,7 +106,7 @@ class DecodeStep:
         modules = model.transformer._modules
         self.wte = _embedding(modules["wte"])
         self.wte_fresh = type(modules["wte"]) is nn.Embedding  # index_select: a new tensor, ours to add into
-        self.wpe = modules["wpe"].weight if "wpe" in modules else None
+        self.wpe = _alias(modules["wpe"].weight) if "wpe" in modules else None
         self.rope = (model.rope_cos, model.rope_sin) if config.pos == "rope" else None
         self.block_size = config.block_size
         self.heads = (config.n_head, config.n_kv_head or config.n_head, config.n_embd // config.n_head)
@@ -110,7 +116,8 @@ class DecodeStep:
         embedding = modules["wte"].weight  # the activations' dtype and device
         self.token_attention = self._token_attention(embedding)
         self.token_device = embedding.device.type if embedding.device.type in _TOKEN_PATH_DEVICES else None
-        self.layers, token_layers = self._build(batch_size)
+        with torch.inference_mode(False):  # its tensors serve calls in and out of inference mode
+            self.layers, token_layers = self._build(batch_size)
         self.token_layers = (batch_size, token_layers) if batch_size else None  # made at the first token otherwise
         self.own_cache = None  # see `new_cache`
         self.in_use = False  # by a generation, when kept (`decode_step_for`)
@@ -246,7 +253,8 @@ class DecodeStep:
         and cheaper calls are what make it faster (docs/benchmarks.md, "Generation speed")."""
         B = ids.size(0)
         if self.token_layers is None or self.token_layers[0] != B:
-            self.token_layers = (B, self._build(B)[1])
+            with torch.inference_mode(False):
+                self.token_layers = (B, self._build(B)[1])
         layers = self.token_layers[1]
         past = cache.length
         position = cache.position(past)
@@ -317,8 +325,9 @@ def decode_step_for(model: GPT, batch_size: int, modules: list) -> DecodeStep:
     """A DecodeStep of `model` for `batch_size` rows, for one generation (`release` it at the end). For a model
     of at most `_KEEP_BYTES`, the one kept from its last generation, unless another generation is using it, it
     was for another batch size, or the layers and tensors it bound are no longer the model's (LoRA, int8,
-    `.to()`, a replaced layer or weight); a new one otherwise. `modules`: `list(model.modules())`; the caller
-    has checked `DecodeStep.supports`."""
+    `.to()`, a replaced layer or weight); a new one otherwise. Plain attributes of the layers (a LayerNorm's
+    eps, an MLP's activation) are read when a step is made. `modules`: `list(model.modules())`; the caller has
+    checked `DecodeStep.supports`."""
     tensors = [t for m in modules for t in (*m._parameters.values(), *m._buffers.values()) if t is not None]
     if sum(t.numel() * t.element_size() for t in tensors) > _KEEP_BYTES:
         return DecodeStep(model, batch_size)

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+import gptkit.decode as decode_module
 import gptkit.generate as generate_module
 from gptkit.config import GPTConfig, LoRAConfig
 from gptkit.decode import DecodeStep
@@ -257,3 +258,31 @@ def test_a_small_model_s_step_is_made_once_for_generations_one_after_another(mon
             greedy(model, prompt)
     greedy(model, prompt)  # ...leaves the step it took free again
     assert len(made) == 2
+    other = build()  # its kept step has no cache yet
+    with monkeypatch.context() as patched:  # so does one whose cache cannot be made
+        patched.setattr(decode_module, "KVCache", lambda *a: (_ for _ in ()).throw(MemoryError()))
+        with pytest.raises(MemoryError):
+            greedy(other, prompt)
+    assert len(made) == 3
+    greedy(other, prompt)
+    assert len(made) == 3
+
+
+def test_the_token_path_with_autograd_on_and_a_kept_step_letting_pytorch_swap_the_weights():
+    model = build("rope", "rmsnorm", "swiglu", 2)
+    idx = torch.randint(0, 50, (1, 8))
+    step, cache = DecodeStep(model), KVCache(model.config, 1, model.config.block_size, "cpu")
+    with torch.enable_grad():  # no out= ops under autograd: the token takes the path of any T
+        step(idx[:, :7], cache)
+        got = step(idx[:, 7:8], cache)
+    with torch.no_grad():
+        assert torch.equal(got, forward_logits(model, idx, 7)[1])
+    del got, step, cache  # their autograd graph holds the weights
+    greedy(model, idx)  # a kept step now holds the model's weights...
+    swapping = torch.__future__.get_swap_module_params_on_conversion()
+    torch.__future__.set_swap_module_params_on_conversion(True)
+    try:
+        model.to(torch.float64)  # ...without blocking a conversion that swaps them
+    finally:
+        torch.__future__.set_swap_module_params_on_conversion(swapping)
+    assert torch.equal(greedy(model, idx), greedy(copy.deepcopy(model), idx))
