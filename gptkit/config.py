@@ -175,6 +175,9 @@ class TrainConfig:
     muon_ns_steps: int = _doc(5, "muon: Newton-Schulz iterations a step; fewer are cheaper and orthogonalise less")
     schedule: str = _doc("cosine", "LR after warmup: cosine (decay all along) or wsd (stable, then linear cooldown)")
     cooldown_frac: float = _doc(0.2, "wsd: the final share of the run over which the LR falls to min_lr")
+    cooldown_shape: str = _doc(
+        "linear", "wsd: how the LR falls in the cooldown: linear, or sqrt (1 - sqrt of the cooldown's progress)"
+    )
     time_budget_s: float = _doc(0.0, "stop after this many wall-clock seconds of training (0 = off; max_iters caps it)")
     objective: str = _doc(
         "causal",
@@ -213,6 +216,8 @@ class TrainConfig:
             )
         if self.schedule not in ("cosine", "wsd"):
             raise GptkitError(f"`train.schedule`={self.schedule!r} is not one of cosine, wsd")
+        if self.cooldown_shape not in ("linear", "sqrt"):
+            raise GptkitError(f"`train.cooldown_shape`={self.cooldown_shape!r} is not one of linear, sqrt")
         if not 0 < self.cooldown_frac <= 1 or self.time_budget_s < 0:
             raise GptkitError(
                 f"need 0 < `train.cooldown_frac` <= 1 and `train.time_budget_s` >= 0, got {self.cooldown_frac}, "

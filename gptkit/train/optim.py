@@ -6,7 +6,8 @@ Jordan et al. 2024; PyTorch's `torch.optim.Muon` update with the RMS matching of
 lr and weight decay carry over; `gptkit.train.muon` batches the iteration and keeps it out of emulated bf16)
 and embeddings, head, biases and gains keep AdamW. The schedule is linear warmup, then either
 cosine decay to `min_lr` (constant after `lr_decay_iters`) or WSD: warmup, stable at `lr`, and a linear
-cooldown to `min_lr` over the last `cooldown_frac` of the run (Hu et al. 2024, MiniCPM). With
+cooldown to `min_lr` over the last `cooldown_frac` of the run (Hu et al. 2024, MiniCPM; `cooldown_shape=sqrt`
+falls as 1 - sqrt of the cooldown's progress instead, Hägele et al. 2024). With
 `time_budget_s` the run's progress after warmup is measured in wall-clock time, so the schedule fits the budget.
 Entry points: `build_optimizer(model, train_config, device)`, `set_lr(optimizer, lr)`, `lr_at(step, cfg, s)`.
 """
@@ -106,6 +107,8 @@ def lr_at(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
     if cfg.time_budget_s > 0:  # whichever ends first, the budget or max_iters, ends the schedule
         progress = max(progress, min(1.0, elapsed_s / cfg.time_budget_s))
     if cfg.schedule == "wsd":
-        cooldown = max(0.0, progress - (1.0 - cfg.cooldown_frac)) / cfg.cooldown_frac  # 0 until the cooldown
-        return cfg.lr - min(1.0, cooldown) * (cfg.lr - cfg.final_lr)
+        cooldown = min(1.0, max(0.0, progress - (1.0 - cfg.cooldown_frac)) / cfg.cooldown_frac)  # 0 until then
+        if cfg.cooldown_shape == "sqrt":  # falls fast at first, then lingers at low LRs (Hägele et al. 2024)
+            cooldown = math.sqrt(cooldown)
+        return cfg.lr - cooldown * (cfg.lr - cfg.final_lr)
     return cfg.final_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.final_lr)

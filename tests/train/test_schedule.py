@@ -1,5 +1,6 @@
 """LR schedules (cosine, WSD) and training to a wall-clock budget."""
 
+import dataclasses
 import json
 import math
 
@@ -31,6 +32,17 @@ def test_wsd_is_warmup_then_stable_then_a_linear_cooldown():
     budget = TrainConfig(warmup_iters=10, schedule="wsd", time_budget_s=100, max_iters=10**9)
     assert lr_at(500, budget, elapsed_s=50) == budget.lr  # by time, not by step
     assert lr_at(500, budget, elapsed_s=90) == pytest.approx((budget.lr + budget.final_lr) / 2)
+
+
+def test_a_sqrt_cooldown_falls_fast_then_lingers_low_and_ends_at_min_lr():
+    linear = TrainConfig(max_iters=1100, warmup_iters=100, lr=1e-3, min_lr=1e-4, schedule="wsd", cooldown_frac=0.2)
+    sqrt = dataclasses.replace(linear, cooldown_shape="sqrt")
+    assert lr_at(900, sqrt) == lr_at(900, linear) == sqrt.lr  # the same stable phase
+    quarter = 1e-3 - 0.5 * (1e-3 - 1e-4)  # a quarter into the cooldown, sqrt has made half the fall
+    assert lr_at(950, sqrt) == pytest.approx(quarter) and lr_at(950, linear) > quarter
+    lrs = [lr_at(step, sqrt) for step in range(900, 1101)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:])) and lrs[-1] == pytest.approx(sqrt.final_lr)
+    assert all(lr_at(step, sqrt) < lr_at(step, linear) for step in range(901, 1100))
 
 
 def test_a_run_stops_on_its_time_budget_after_a_cooldown(tmp_path, small_data):
@@ -76,6 +88,6 @@ def test_speedrun_preset_and_bad_schedules():
     assert config.train.optimizer == "muon" and config.model.qk_norm and config.model.logit_softcap == 30
     assert (config.model.block_size, config.train.batch_size, config.model.norm) == (64, 12, "rmsnorm")
     assert (config.train.weight_decay, config.train.final_lr) == (0.3, 0.0)
-    for bad in ("train.schedule=linear", "train.cooldown_frac=0", "train.time_budget_s=-1"):
+    for bad in ("train.schedule=linear", "train.cooldown_frac=0", "train.time_budget_s=-1", "train.cooldown_shape=cos"):
         with pytest.raises(GptkitError):
             resolve_config(overrides=[bad]).validate()
