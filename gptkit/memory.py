@@ -60,12 +60,18 @@ def model_bytes(m: GPTConfig) -> int:
 
 
 def activation_bytes(
-    m: GPTConfig, batch_size: int, dtype: torch.dtype = torch.float32, device_type: str = "cpu"
+    m: GPTConfig,
+    batch_size: int,
+    dtype: torch.dtype = torch.float32,
+    device_type: str = "cpu",
+    recompute: bool = False,
 ) -> int:
     """A floor on what one micro-batch keeps for its backward pass: per layer the block's inputs, q/k/v, the
     attention output and the MLP's hidden activations (in the compute `dtype`); one chunk of logits and their
     softmax (always float32; `gptkit.linear_loss` never holds more); and, where attention with dropout has no
-    fused kernel (CPU, MPS), one T x T score matrix per head and layer."""
+    fused kernel (CPU, MPS), one T x T score matrix per head and layer. With `recompute` (activation
+    checkpointing) every block keeps only its input, and one block's activations are rebuilt at a time in the
+    backward pass, after the logits are gone: the larger of the two is added."""
     tokens = batch_size * m.block_size
     if m.arch == "bigram":  # the looked-up logits and their softmax
         return FLOAT_BYTES * 2 * tokens * m.vocab_size
@@ -74,8 +80,11 @@ def activation_bytes(
     if m.attention_dropout() > 0 and device_type != "cuda":
         per_layer += batch_size * m.n_head * m.block_size * m.block_size
     compute_bytes = torch.empty((), dtype=dtype).element_size()
-    logits = min(tokens, chunk_rows(m.vocab_size)) * m.vocab_size
-    return compute_bytes * m.n_layer * per_layer + FLOAT_BYTES * 2 * logits
+    logits = FLOAT_BYTES * 2 * min(tokens, chunk_rows(m.vocab_size)) * m.vocab_size
+    if recompute:
+        block_inputs = compute_bytes * m.n_layer * tokens * m.n_embd
+        return block_inputs + max(compute_bytes * per_layer, logits)
+    return compute_bytes * m.n_layer * per_layer + logits
 
 
 def available_bytes(device: torch.device) -> int:
@@ -133,7 +142,7 @@ def training_bytes(config: RunConfig, dtype: torch.dtype = torch.float32, device
     trained = trainable_count(m, config.lora) if config.lora.r else weights  # LoRA: the adapters alone
     return TrainingMemory(
         state=FLOAT_BYTES * weights + (ADAMW_BYTES_PER_PARAM - FLOAT_BYTES) * trained + buffer_bytes(m),
-        activations=activation_bytes(m, t.batch_size, dtype, device_type),
+        activations=activation_bytes(m, t.batch_size, dtype, device_type, recompute=t.recompute),
         batch=2 * 8 * t.batch_size * m.block_size,
     )
 

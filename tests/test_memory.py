@@ -204,3 +204,45 @@ def test_a_lora_run_needs_the_frozen_weights_once_and_state_for_its_adapters_onl
     frozen = param_count(full.model) - trainable_count(lora.model, lora.lora)
     assert saved == 12 * frozen  # a gradient and two AdamW moments, float32, for every frozen weight
     assert training_bytes(lora).activations == training_bytes(full).activations
+
+
+def _saved_bytes(module, *inputs) -> int:
+    """What autograd saves for the backward pass while `module(*inputs)` runs."""
+    saved = []
+
+    def keep(tensor):
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        module(*inputs)
+    return sum(saved)
+
+
+def test_with_recompute_the_floor_counts_block_inputs_and_one_rebuilt_block(small_data, tmp_path, monkeypatch):
+    from gptkit.train import loop
+
+    settings = ("model.n_layer=6", "model.n_embd=64", "model.n_head=2", "model.vocab_size=65", "train.batch_size=32")
+    config = resolve_config(overrides=list(settings))
+    checkpointed = resolve_config(overrides=[*settings, "train.recompute=true"])
+    full, light = training_bytes(config).activations, training_bytes(checkpointed).activations
+    assert light < full / 3  # six blocks' activations become six inputs and one block's activations
+    model = GPT(config.model).train()
+    x = torch.randint(0, 65, (32, config.model.block_size))
+    model.recompute_blocks = True
+    kept = _saved_bytes(model, x, x)  # the blocks' inputs are held by the checkpoints, not counted here
+    block = model.transformer.h[-1]
+    rope = (model.rope_cos[None, None], model.rope_sin[None, None]) if config.model.pos == "rope" else None
+    rebuilt = _saved_bytes(block, torch.randn(32, config.model.block_size, 64), rope, None, None)
+    inputs = 4 * config.model.n_layer * x.numel() * 64
+    assert light <= kept + inputs + rebuilt  # still a floor of what training with recompute holds at its peak
+    # a run that only fits with recompute is let through with it, and refused without
+    data = ("model.n_layer=6", "model.n_embd=64", "model.n_head=2", "train.batch_size=32", "train.max_iters=1")
+    plain, with_recompute = tiny_config(small_data, *data), tiny_config(small_data, *data, "train.recompute=true")
+    vocab = json.loads((small_data / "meta.json").read_text())["vocab_size"]
+    sized = [replace(c, model=replace(c.model, vocab_size=vocab)) for c in (plain, with_recompute)]
+    between = (training_bytes(sized[0]).total + training_bytes(sized[1]).total) // 2
+    monkeypatch.setattr("gptkit.memory.available_bytes", lambda device: between)
+    with pytest.raises(GptkitError, match="the run needs at least"):
+        loop.train(plain, tmp_path / "refused", echo=lambda line: None, progress=False)
+    assert loop.train(with_recompute, tmp_path / "fits", echo=lambda line: None, progress=False).step == 1
