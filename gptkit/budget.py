@@ -5,10 +5,13 @@ A model with far more parameters than the text it sees memorises that text and r
 embeddings), the training tokens, tokens per parameter and epochs, and warns once, in plain words, when tokens
 per parameter are far below the compute-optimal ~20 (Hoffmann et al. 2022, "Training Compute-Optimal Large
 Language Models") or when the run goes over its data many times. `gptkit info RUN` and the HTML report say
-the same. Entry points: `TokenBudget`, `data_train_tokens`.
+the same. In a mixture (or in stages) each dataset is seen as often as its weight (or its stage's steps)
+says, so a small dataset mixed in at a high weight can be repeated many times while the whole is not: the
+warning and the line follow the most repeated one. Entry points: `TokenBudget`, `data_shares`.
 """
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,16 +31,50 @@ def embedding_count(m: GPTConfig) -> int:
     return m.vocab_size * m.n_embd + (m.block_size * m.n_embd if m.pos == "learned" else 0)
 
 
+@dataclass(frozen=True)
+class DataShare:
+    """One dataset of a run: its training split's tokens, and the share of the run's training tokens drawn
+    from it."""
+
+    name: str
+    tokens: int
+    share: float
+
+
 @dataclass
 class TokenBudget:
     parameters: int
     embedding_parameters: int
     training_tokens: int | None  # None: a time budget decides the steps
     data_tokens: int | None  # the training split's tokens (None: the data is not at hand)
+    shares: tuple[DataShare, ...] = ()  # per dataset, when the run has several
 
     @classmethod
-    def of(cls, m: GPTConfig, training_tokens: int | None, data_tokens: int | None) -> "TokenBudget":
-        return cls(param_count(m), embedding_count(m), training_tokens, data_tokens)
+    def of(
+        cls,
+        m: GPTConfig,
+        training_tokens: int | None,
+        data_tokens: int | None = None,
+        shares: list[DataShare] | None = None,
+    ) -> "TokenBudget":
+        """`data_tokens` defaults to the sum of the `shares`' tokens (None where they are not at hand)."""
+        if data_tokens is None and shares:
+            data_tokens = sum(d.tokens for d in shares) or None
+        return cls(param_count(m), embedding_count(m), training_tokens, data_tokens, tuple(shares or ()))
+
+    @property
+    def most_repeated(self) -> tuple[str, float] | None:
+        """The dataset passed over most often and its epochs, when the run has several datasets."""
+        if self.training_tokens is None or len(self.shares) < 2:
+            return None
+        epochs = {d.name: self.training_tokens * d.share / d.tokens for d in self.shares if d.tokens}
+        return max(epochs.items(), key=lambda item: item[1], default=None)
+
+    @property
+    def repeats(self) -> float | None:
+        """Passes over the most repeated data: the most repeated dataset's, or the whole data's."""
+        most = self.most_repeated
+        return max(most[1], self.epochs or 0.0) if most else self.epochs
 
     @property
     def tokens_per_parameter(self) -> float | None:
@@ -61,6 +98,9 @@ class TokenBudget:
         )
         if self.epochs is not None:
             text += f", {self.epochs:.3g} epochs over {_millions(self.data_tokens)} tokens of data"
+        most = self.most_repeated
+        if most and most[1] > 1.5 * (self.epochs or 0.0):  # a mixture repeats one dataset far more than the whole
+            text += f" ({most[0]}: {most[1]:.3g} epochs)"
         return text
 
     @property
@@ -73,16 +113,17 @@ class TokenBudget:
         training tokens, plenty of data) gets the numbers in `line` but no warning: it is undertrained, not
         memorising. A fine-tune (`--init-from`, LoRA) starts from what its base learned, so only seeing its data
         many times counts, and the advice is about steps and data, not a smaller model."""
+        times, what = self.repeats, self._repeated_data()
         if fine_tune:
-            if self.epochs is None or self.epochs <= MANY_EPOCHS:
+            if times is None or times <= MANY_EPOCHS:
                 return None
             return (
-                f"warning: this fine-tune goes over its {_millions(self.data_tokens)} tokens of data "
-                f"{self.epochs:.0f} times: expect it to memorise them and repeat them. Use fewer steps or more "
-                "data (or mix in text like the pretraining data)."
+                f"warning: this fine-tune goes over {what} {times:.0f} times: expect it to memorise them and "
+                "repeat them. Use fewer steps or more data (or mix in text like the pretraining data)."
             )
         little = self.data_per_parameter is not None and self.data_per_parameter < FAR_BELOW
-        repeats = self.epochs is not None and self.epochs > MANY_EPOCHS and self.data_per_parameter < REPEATED_BELOW
+        repeated_per_parameter = self._repeated_tokens() / max(self.parameters, 1)
+        repeats = times is not None and times > MANY_EPOCHS and repeated_per_parameter < REPEATED_BELOW
         if not (little or repeats):
             return None
         why = []
@@ -92,24 +133,58 @@ class TokenBudget:
                 f"far below the ~{COMPUTE_OPTIMAL} a model this size learns well from"
             )
         if repeats:
-            why.append(f"the run goes over {'them' if little else 'its data'} {self.epochs:.0f} times")
+            again = what if self._one_dataset_repeats() else "them" if little else "its data"
+            why.append(f"the run goes over {again} {times:.0f} times")
+        advice = "Use a smaller model (e.g. --preset tiny), more text, or fewer steps."
+        if repeats and self._one_dataset_repeats():
+            advice = f"Give {self.most_repeated[0]} a lower weight (or fewer steps), more text, or use a smaller model."
         return (
             f"warning: this model is large for its data: {', and '.join(why)}. Expect it to memorise the training "
-            "text and repeat it (the same words over and over) instead of learning the language. Use a smaller "
-            "model (e.g. --preset tiny), more text, or fewer steps."
+            f"text and repeat it (the same words over and over) instead of learning the language. {advice}"
         )
 
+    def _one_dataset_repeats(self) -> bool:
+        most = self.most_repeated
+        return bool(most) and most[1] > (self.epochs or 0.0)
 
-def data_train_tokens(config: RunConfig) -> int | None:
-    """Tokens in the training splits of the run's datasets, from their meta.json; None if one is not at hand."""
-    total = 0
+    def _repeated_tokens(self) -> int:
+        """The training tokens of the most repeated dataset, or of all the data."""
+        if self._one_dataset_repeats():
+            return next(d.tokens for d in self.shares if d.name == self.most_repeated[0])
+        return self.data_tokens or 0
+
+    def _repeated_data(self) -> str:
+        if self._one_dataset_repeats():
+            return f"the {_millions(self._repeated_tokens())} tokens of {self.most_repeated[0]}"
+        return f"its {_millions(self.data_tokens or 0)} tokens of data"
+
+
+def data_shares(config: RunConfig, tokens_of=None) -> list[DataShare] | None:
+    """Each dataset's training tokens (`tokens_of(source)`, default: its meta.json) and its share of the run's
+    training tokens: by weight within a mixture, by steps across stages (summed when a dataset is in several).
+    None if a dataset's tokens are not at hand."""
+    stage_steps = sum(stage.steps for stage in config.stages)
+    phases = [(1.0, config.data)] if config.data else [(st.steps / stage_steps, st.data) for st in config.stages]
+    shares: dict[str, float] = defaultdict(float)
+    for fraction, sources in phases:
+        weights = sum(source.weight for source in sources)
+        for source in sources:
+            shares[source.path] += fraction * source.weight / weights if weights > 0 else 0.0
+    result = []
     for source in config.all_data():
-        try:
-            meta = json.loads((Path(source.path) / "meta.json").read_text(encoding="utf-8"))
-            total += int(meta["train_tokens"])
-        except (OSError, ValueError, KeyError, TypeError):
+        tokens = (tokens_of or _meta_train_tokens)(source)
+        if tokens is None:
             return None
-    return total or None
+        result.append(DataShare(source.label, tokens, shares[source.path]))
+    return result
+
+
+def _meta_train_tokens(source) -> int | None:
+    try:
+        meta = json.loads((Path(source.path) / "meta.json").read_text(encoding="utf-8"))
+        return int(meta["train_tokens"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def format_ratio(value: float) -> str:

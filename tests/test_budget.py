@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from gptkit.budget import TokenBudget
+from gptkit.budget import TokenBudget, data_shares
 from gptkit.cli import main
-from gptkit.config import resolve_config
+from gptkit.config import DataSource, StageConfig, resolve_config
 from gptkit.memory import param_count
 
 
@@ -84,3 +84,42 @@ def test_info_and_the_report_say_the_budget(trained_run, capsys, tmp_path):
     assert main(["report", str(trained_run), "--out", str(tmp_path / "r.html"), "--samples", "1"]) == 0
     page = (tmp_path / "r.html").read_text()
     assert "tokens per parameter" in page and "epochs over the data" in page
+
+
+def test_a_small_dataset_mixed_in_at_a_high_weight_is_warned_about_by_name(tmp_path, shakespeare_text):
+    (tmp_path / "big.txt").write_text(shakespeare_text, encoding="utf-8")
+    (tmp_path / "small.txt").write_text(shakespeare_text[:5_000], encoding="utf-8")
+    assert main(["prepare", str(tmp_path / "big.txt"), "--tokenizer", "char", "--out", str(tmp_path / "big")]) == 0
+    tokenizer = str(tmp_path / "big" / "tokenizer.json")
+    assert (
+        main(["prepare", str(tmp_path / "small.txt"), "--tokenizer", tokenizer, "--out", str(tmp_path / "small")]) == 0
+    )
+    config = resolve_config(preset="cpu-baby")
+    config.model.vocab_size = json.loads((tmp_path / "big" / "meta.json").read_text())["vocab_size"]
+    tokens = {n: json.loads((tmp_path / n / "meta.json").read_text())["train_tokens"] for n in ("big", "small")}
+    mixture = [DataSource(str(tmp_path / "big"), weight=0.5), DataSource(str(tmp_path / "small"), weight=0.5)]
+    config.data = mixture
+    shares = data_shares(config)
+    assert [(d.name, d.tokens, d.share) for d in shares] == [
+        ("big", tokens["big"], 0.5),
+        ("small", tokens["small"], 0.5),
+    ]
+    trained = 2000 * 12 * 64
+    budget = TokenBudget.of(config.model, trained, shares=shares)
+    whole = trained / (tokens["big"] + tokens["small"])  # under 2 epochs of all the data ...
+    small_epochs = trained * 0.5 / tokens["small"]  # ... but about 170 of the small dataset
+    assert whole < 2 and small_epochs > 100
+    assert f"{whole:.3g} epochs over" in budget.line() and f"(small: {small_epochs:.3g} epochs)" in budget.line()
+    assert f"the run goes over the {tokens['small']:,} tokens of small {small_epochs:.0f} times" in budget.warning()
+    assert "Give small a lower weight" in budget.warning()
+    plain = TokenBudget.of(config.model, trained, tokens["big"] + tokens["small"])  # the whole, as before
+    assert plain.warning() is None
+    # stages: each dataset's share follows its stage's steps
+    config.data, config.train.max_iters = [], 2000
+    config.stages = [StageConfig(1500, [mixture[0]]), StageConfig(500, [mixture[1]])]
+    assert [d.share for d in data_shares(config)] == [0.75, 0.25]
+    assert (
+        TokenBudget.of(config.model, trained, shares=data_shares(config))
+        .warning(fine_tune=True)
+        .startswith(f"warning: this fine-tune goes over the {tokens['small']:,} tokens of small")
+    )

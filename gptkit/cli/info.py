@@ -73,14 +73,14 @@ def budget_lines(run_dir, config) -> list[str]:
     """The token budget of a trained run: the tokens it saw (from its metrics), against its size and data."""
     from pathlib import Path
 
-    from gptkit.budget import TokenBudget, data_train_tokens
+    from gptkit.budget import TokenBudget, data_shares
     from gptkit.train.metrics import read_metrics
 
     metrics = Path(run_dir) / "metrics.jsonl"
     seen = [r["tokens"] for r in read_metrics(metrics) if "tokens" in r] if metrics.is_file() else []
     if not seen:
         return []
-    budget = TokenBudget.of(config.model, max(seen), data_train_tokens(config))
+    budget = TokenBudget.of(config.model, max(seen), shares=data_shares(config))
     warning = budget.warning()
     return [budget.line().replace("training tokens", "tokens trained on"), *([warning] if warning else [])]
 

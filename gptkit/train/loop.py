@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from gptkit.atomic import remove_stale_temp_files
-from gptkit.budget import TokenBudget, format_size
+from gptkit.budget import TokenBudget, data_shares, format_size
 from gptkit.checkpoint import (
     BEST_FILE,
     CHECKPOINT_FILE,
@@ -217,7 +217,8 @@ def describe_start(
     processes = f" x {world.size} processes" if world.is_distributed else ""
     where = f"{world.size} x {world.device.type}" if world.is_distributed else str(world.device)
     total = tokens_per_step * t.max_iters
-    budget = TokenBudget.of(m, None if t.time_budget_s else total, data.train_tokens())
+    shares = data_shares(config, tokens_of=lambda source: data.datasets[source.path].num_tokens("train"))
+    budget = TokenBudget.of(m, None if t.time_budget_s else total, shares=shares)
     warning = budget.warning(fine_tune=fine_tune)
     return "\n".join(
         [

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from gptkit.atomic import atomic_write_text
-from gptkit.budget import TokenBudget, data_train_tokens, format_ratio
+from gptkit.budget import TokenBudget, data_shares, format_ratio
 from gptkit.errors import ArgumentError
 from gptkit.paths import shown
 from gptkit.run import load_run
@@ -105,7 +105,7 @@ def summary_section(run, records: list[dict]) -> str:
         "training time": f"{records[-1]['time']:.1f} s" if records else "n/a",
     }
     if last_eval.get("tokens"):
-        budget = TokenBudget.of(run.config.model, last_eval["tokens"], data_train_tokens(run.config))
+        budget = TokenBudget.of(run.config.model, last_eval["tokens"], shares=data_shares(run.config))
         summary["tokens per parameter"] = f"{format_ratio(budget.tokens_per_parameter)} (compute-optimal: about 20)"
         if budget.epochs is not None:
             summary["epochs over the data"] = f"{budget.epochs:.3g}"
