@@ -22,6 +22,7 @@ COMPUTE_OPTIMAL = 20  # training tokens per parameter at the compute-optimal poi
 FAR_BELOW = 1.0  # tokens of data per parameter: 20x under it, where the warning starts
 MANY_EPOCHS = 10  # passes over the training data, where the warning starts ...
 REPEATED_BELOW = 10.0  # ... for data under this many tokens per parameter (a bigram cannot memorise 50K tokens)
+ONE_DATASET_MORE = 1.5  # a dataset repeated this many times more than the whole is named
 
 
 def embedding_count(m: GPTConfig) -> int:
@@ -71,6 +72,11 @@ class TokenBudget:
         return max(epochs.items(), key=lambda item: item[1], default=None)
 
     @property
+    def named_repeats(self) -> tuple[str, float] | None:
+        """The dataset a mixture goes over far more often than the whole, and its epochs; else None."""
+        return self.most_repeated if self._one_dataset_repeats() else None
+
+    @property
     def repeats(self) -> float | None:
         """Passes over the most repeated data: the most repeated dataset's, or the whole data's."""
         most = self.most_repeated
@@ -98,9 +104,8 @@ class TokenBudget:
         )
         if self.epochs is not None:
             text += f", {self.epochs:.3g} epochs over {_millions(self.data_tokens)} tokens of data"
-        most = self.most_repeated
-        if most and most[1] > 1.5 * (self.epochs or 0.0):  # a mixture repeats one dataset far more than the whole
-            text += f" ({most[0]}: {most[1]:.3g} epochs)"
+        if self.named_repeats:
+            text += f" ({self.named_repeats[0]}: {self.named_repeats[1]:.3g} epochs)"
         return text
 
     @property
@@ -117,9 +122,12 @@ class TokenBudget:
         if fine_tune:
             if times is None or times <= MANY_EPOCHS:
                 return None
+            advice = "Use fewer steps or more data (or mix in text like the pretraining data)."
+            if self._one_dataset_repeats():
+                advice = f"{self._lower_share()}."
             return (
                 f"warning: this fine-tune goes over {what} {times:.0f} times: expect it to memorise them and "
-                "repeat them. Use fewer steps or more data (or mix in text like the pretraining data)."
+                f"repeat them. {advice}"
             )
         little = self.data_per_parameter is not None and self.data_per_parameter < FAR_BELOW
         repeated_per_parameter = self._repeated_tokens() / max(self.parameters, 1)
@@ -137,15 +145,20 @@ class TokenBudget:
             why.append(f"the run goes over {again} {times:.0f} times")
         advice = "Use a smaller model (e.g. --preset tiny), more text, or fewer steps."
         if repeats and self._one_dataset_repeats():
-            advice = f"Give {self.most_repeated[0]} a lower weight (or fewer steps), more text, or use a smaller model."
+            advice = f"{self._lower_share()}, or use a smaller model."
         return (
             f"warning: this model is large for its data: {', and '.join(why)}. Expect it to memorise the training "
             f"text and repeat it (the same words over and over) instead of learning the language. {advice}"
         )
 
     def _one_dataset_repeats(self) -> bool:
+        """A mixture goes over one dataset far more often than over the whole (not a rounding's worth more)."""
         most = self.most_repeated
-        return bool(most) and most[1] > (self.epochs or 0.0)
+        return bool(most) and most[1] > ONE_DATASET_MORE * (self.epochs or 0.0)
+
+    def _lower_share(self) -> str:
+        name = self.most_repeated[0]
+        return f"Give {name} a smaller share of the training (a lower weight, or fewer steps in its stage), more text"
 
     def _repeated_tokens(self) -> int:
         """The training tokens of the most repeated dataset, or of all the data."""
@@ -159,12 +172,12 @@ class TokenBudget:
         return f"its {_millions(self.data_tokens or 0)} tokens of data"
 
 
-def data_shares(config: RunConfig, tokens_of=None) -> list[DataShare] | None:
+def data_shares(config: RunConfig, tokens_of=None, steps: int | None = None) -> list[DataShare] | None:
     """Each dataset's training tokens (`tokens_of(source)`, default: its meta.json) and its share of the run's
-    training tokens: by weight within a mixture, by steps across stages (summed when a dataset is in several).
+    training tokens: by weight within a mixture, by steps across stages (summed when a dataset is in several)
+    over the first `steps` steps (default: the whole plan; past it the last stage goes on, as in training).
     None if a dataset's tokens are not at hand."""
-    stage_steps = sum(stage.steps for stage in config.stages)
-    phases = [(1.0, config.data)] if config.data else [(st.steps / stage_steps, st.data) for st in config.stages]
+    phases = [(1.0, config.data)] if config.data else _stage_fractions(config, steps)
     shares: dict[str, float] = defaultdict(float)
     for fraction, sources in phases:
         weights = sum(source.weight for source in sources)
@@ -177,6 +190,19 @@ def data_shares(config: RunConfig, tokens_of=None) -> list[DataShare] | None:
             return None
         result.append(DataShare(source.label, tokens, shares[source.path]))
     return result
+
+
+def _stage_fractions(config: RunConfig, steps: int | None) -> list[tuple[float, list]]:
+    """Each stage's share of the first `steps` steps, and its data."""
+    planned = sum(stage.steps for stage in config.stages)
+    steps = planned if steps is None else steps
+    ran, start = [], 0
+    for number, stage in enumerate(config.stages):
+        end = start + stage.steps if number < len(config.stages) - 1 else max(start + stage.steps, steps)
+        ran.append((max(0, min(end, steps) - start), stage.data))
+        start = end
+    total = sum(count for count, _ in ran)
+    return [(count / total, data) for count, data in ran] if total else []
 
 
 def _meta_train_tokens(source) -> int | None:

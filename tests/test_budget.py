@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from gptkit.budget import TokenBudget, data_shares
+from gptkit.budget import DataShare, TokenBudget, data_shares
 from gptkit.cli import main
 from gptkit.config import DataSource, StageConfig, resolve_config
 from gptkit.memory import param_count
@@ -111,15 +111,39 @@ def test_a_small_dataset_mixed_in_at_a_high_weight_is_warned_about_by_name(tmp_p
     assert whole < 2 and small_epochs > 100
     assert f"{whole:.3g} epochs over" in budget.line() and f"(small: {small_epochs:.3g} epochs)" in budget.line()
     assert f"the run goes over the {tokens['small']:,} tokens of small {small_epochs:.0f} times" in budget.warning()
-    assert "Give small a lower weight" in budget.warning()
+    assert "Give small a smaller share of the training" in budget.warning()
     plain = TokenBudget.of(config.model, trained, tokens["big"] + tokens["small"])  # the whole, as before
     assert plain.warning() is None
     # stages: each dataset's share follows its stage's steps
     config.data, config.train.max_iters = [], 2000
     config.stages = [StageConfig(1500, [mixture[0]]), StageConfig(500, [mixture[1]])]
     assert [d.share for d in data_shares(config)] == [0.75, 0.25]
-    assert (
-        TokenBudget.of(config.model, trained, shares=data_shares(config))
-        .warning(fine_tune=True)
-        .startswith(f"warning: this fine-tune goes over the {tokens['small']:,} tokens of small")
-    )
+    fine_tune = TokenBudget.of(config.model, trained, shares=data_shares(config)).warning(fine_tune=True)
+    assert fine_tune.startswith(f"warning: this fine-tune goes over the {tokens['small']:,} tokens of small")
+    assert "Give small a smaller share of the training" in fine_tune
+
+
+def test_shares_follow_weights_within_a_stage_and_the_steps_a_run_took():
+    a, b = DataSource("data/a", weight=3.0), DataSource("data/b", weight=1.0)
+    config = resolve_config(preset="cpu-baby")
+    config.stages = [StageConfig(1000, [a, b]), StageConfig(1000, [DataSource("data/b")])]
+
+    def shares(**options) -> list[float]:
+        return [round(d.share, 6) for d in data_shares(config, tokens_of=lambda source: 10**6, **options)]
+
+    assert shares() == [0.375, 0.625]  # b: a quarter of the first stage and all of the second
+    assert shares(steps=900) == [0.75, 0.25]  # stopped in the first stage: the second never ran
+    assert shares(steps=4000) == [0.1875, 0.8125]  # extended: the last stage goes on
+    assert data_shares(config, tokens_of=lambda source: None) is None  # data not at hand
+
+
+def test_datasets_repeated_alike_are_not_named_or_warned_about():
+    model = resolve_config(preset="cpu-baby").model
+    model.vocab_size = 65
+    params = param_count(model)
+    big, other = 8 * params, 7 * params  # 15 tokens of data per parameter: too much to memorise
+    even = [DataShare("a", big, big / (big + other)), DataShare("b", other, other / (big + other))]
+    alike = TokenBudget.of(model, 20 * (big + other), shares=even)  # weights as the sizes: 20 epochs of each
+    assert alike.warning() is None and "(a:" not in alike.line() and "(b:" not in alike.line()
+    near = [DataShare("a", big, 0.5), DataShare("b", other, 0.5)]  # 19 and 21 epochs: not worth naming
+    assert TokenBudget.of(model, 20 * (big + other), shares=near).warning() is None

@@ -77,10 +77,12 @@ def budget_lines(run_dir, config) -> list[str]:
     from gptkit.train.metrics import read_metrics
 
     metrics = Path(run_dir) / "metrics.jsonl"
-    seen = [r["tokens"] for r in read_metrics(metrics) if "tokens" in r] if metrics.is_file() else []
-    if not seen:
+    records = [r for r in read_metrics(metrics) if "tokens" in r] if metrics.is_file() else []
+    if not records:
         return []
-    budget = TokenBudget.of(config.model, max(seen), shares=data_shares(config))
+    last = max(records, key=lambda r: r["tokens"])
+    shares = data_shares(config, steps=last.get("step"))  # stages: the steps it ran, not the plan
+    budget = TokenBudget.of(config.model, last["tokens"], shares=shares)
     warning = budget.warning()
     return [budget.line().replace("training tokens", "tokens trained on"), *([warning] if warning else [])]
 

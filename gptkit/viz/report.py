@@ -105,10 +105,14 @@ def summary_section(run, records: list[dict]) -> str:
         "training time": f"{records[-1]['time']:.1f} s" if records else "n/a",
     }
     if last_eval.get("tokens"):
-        budget = TokenBudget.of(run.config.model, last_eval["tokens"], shares=data_shares(run.config))
+        shares = data_shares(run.config, steps=last_eval.get("step"))  # stages: the steps it ran, not the plan
+        budget = TokenBudget.of(run.config.model, last_eval["tokens"], shares=shares)
         summary["tokens per parameter"] = f"{format_ratio(budget.tokens_per_parameter)} (compute-optimal: about 20)"
         if budget.epochs is not None:
             summary["epochs over the data"] = f"{budget.epochs:.3g}"
+        if budget.named_repeats:
+            name, epochs = budget.named_repeats
+            summary[f"epochs over {name}"] = f"{epochs:.3g}"
         if budget.warning():
             summary["token budget"] = budget.warning().removeprefix("warning: ")
     return settings_table("Summary", summary)
