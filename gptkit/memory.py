@@ -10,7 +10,7 @@ not fit. Entry points: `param_count`, `check_training_fits`, `check_model_fits`.
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -160,11 +160,17 @@ def check_training_fits(
         return
     m, t = config.model, config.train
     shared = f" for {processes} processes" if processes > 1 else ""
+    lighter = training_bytes(replace(config, train=replace(t, recompute=True)), dtype, device.type)
+    recompute = (
+        "set `train.recompute=true` (activation checkpointing), "
+        if not t.recompute and lighter.total * processes <= free
+        else ""
+    )
     raise GptkitError(
         f"the run needs at least {human(need.total * processes)}{shared} but {_where(device)} has {human(free)} free: "
         f"{param_count(m):,} parameters ({_shape_settings(m)}) take {human(need.state)} with gradients and AdamW "
         f"state, and a micro-batch (`train.batch_size`={t.batch_size} x block {m.block_size}) "
-        f"{human(need.activations + need.batch)}; make them smaller, or {SKIP_HINT}"
+        f"{human(need.activations + need.batch)}; {recompute}make them smaller, or {SKIP_HINT}"
     )
 
 
