@@ -64,23 +64,18 @@ class TokenBudget:
         return cls(param_count(m), embedding_count(m), training_tokens, data_tokens, tuple(shares or ()))
 
     @property
-    def most_repeated(self) -> tuple[str, float] | None:
-        """The dataset passed over most often and its epochs, when the run has several datasets."""
+    def named_repeats(self) -> tuple[DataShare, float] | None:
+        """The dataset of a mixture (or of stages) gone over far more often than the whole, and its epochs."""
         if self.training_tokens is None or len(self.shares) < 2:
             return None
-        epochs = {d.name: self.training_tokens * d.share / d.tokens for d in self.shares if d.tokens}
-        return max(epochs.items(), key=lambda item: item[1], default=None)
-
-    @property
-    def named_repeats(self) -> tuple[str, float] | None:
-        """The dataset a mixture goes over far more often than the whole, and its epochs; else None."""
-        return self.most_repeated if self._one_dataset_repeats() else None
+        epochs = [(d, self.training_tokens * d.share / d.tokens) for d in self.shares if d.tokens]
+        most = max(epochs, key=lambda pair: pair[1], default=None)
+        return most if most and most[1] > ONE_DATASET_MORE * (self.epochs or 0.0) else None  # not a rounding's worth
 
     @property
     def repeats(self) -> float | None:
-        """Passes over the most repeated data: the most repeated dataset's, or the whole data's."""
-        most = self.most_repeated
-        return max(most[1], self.epochs or 0.0) if most else self.epochs
+        """Passes over the most repeated data: that dataset's (`named_repeats`), or the whole data's."""
+        return self.named_repeats[1] if self.named_repeats else self.epochs
 
     @property
     def tokens_per_parameter(self) -> float | None:
@@ -105,7 +100,7 @@ class TokenBudget:
         if self.epochs is not None:
             text += f", {self.epochs:.3g} epochs over {_millions(self.data_tokens)} tokens of data"
         if self.named_repeats:
-            text += f" ({self.named_repeats[0]}: {self.named_repeats[1]:.3g} epochs)"
+            text += f" ({self.named_repeats[0].name}: {self.named_repeats[1]:.3g} epochs)"
         return text
 
     @property
@@ -118,20 +113,32 @@ class TokenBudget:
         training tokens, plenty of data) gets the numbers in `line` but no warning: it is undertrained, not
         memorising. A fine-tune (`--init-from`, LoRA) starts from what its base learned, so only seeing its data
         many times counts, and the advice is about steps and data, not a smaller model."""
-        times, what = self.repeats, self._repeated_data()
+        named = self.named_repeats
+        times = self.repeats
+        what = f"the {_millions(named[0].tokens)} tokens of {named[0].name}" if named else None
+        lower_share = (
+            f"Give {named[0].name} a smaller share of the training (a lower weight, or fewer steps in its stage), "
+            "more text"
+            if named
+            else ""
+        )
         if fine_tune:
             if times is None or times <= MANY_EPOCHS:
                 return None
-            advice = "Use fewer steps or more data (or mix in text like the pretraining data)."
-            if self._one_dataset_repeats():
-                advice = f"{self._lower_share()}."
+            advice = (
+                f"{lower_share}."
+                if named
+                else "Use fewer steps or more data (or mix in text like the pretraining data)."
+            )
             return (
-                f"warning: this fine-tune goes over {what} {times:.0f} times: expect it to memorise them and "
-                f"repeat them. {advice}"
+                f"warning: this fine-tune goes over {what or f'its {_millions(self.data_tokens)} tokens of data'} "
+                f"{times:.0f} times: expect it to memorise them and repeat them. {advice}"
             )
         little = self.data_per_parameter is not None and self.data_per_parameter < FAR_BELOW
-        repeated_per_parameter = self._repeated_tokens() / max(self.parameters, 1)
-        repeats = times is not None and times > MANY_EPOCHS and repeated_per_parameter < REPEATED_BELOW
+        repeated_tokens = named[0].tokens if named else self.data_tokens or 0
+        repeats = (
+            times is not None and times > MANY_EPOCHS and repeated_tokens / max(self.parameters, 1) < REPEATED_BELOW
+        )
         if not (little or repeats):
             return None
         why = []
@@ -141,35 +148,14 @@ class TokenBudget:
                 f"far below the ~{COMPUTE_OPTIMAL} a model this size learns well from"
             )
         if repeats:
-            again = what if self._one_dataset_repeats() else "them" if little else "its data"
-            why.append(f"the run goes over {again} {times:.0f} times")
+            why.append(f"the run goes over {what or ('them' if little else 'its data')} {times:.0f} times")
         advice = "Use a smaller model (e.g. --preset tiny), more text, or fewer steps."
-        if repeats and self._one_dataset_repeats():
-            advice = f"{self._lower_share()}, or use a smaller model."
+        if repeats and named:
+            advice = f"{lower_share}, or use a smaller model."
         return (
             f"warning: this model is large for its data: {', and '.join(why)}. Expect it to memorise the training "
             f"text and repeat it (the same words over and over) instead of learning the language. {advice}"
         )
-
-    def _one_dataset_repeats(self) -> bool:
-        """A mixture goes over one dataset far more often than over the whole (not a rounding's worth more)."""
-        most = self.most_repeated
-        return bool(most) and most[1] > ONE_DATASET_MORE * (self.epochs or 0.0)
-
-    def _lower_share(self) -> str:
-        name = self.most_repeated[0]
-        return f"Give {name} a smaller share of the training (a lower weight, or fewer steps in its stage), more text"
-
-    def _repeated_tokens(self) -> int:
-        """The training tokens of the most repeated dataset, or of all the data."""
-        if self._one_dataset_repeats():
-            return next(d.tokens for d in self.shares if d.name == self.most_repeated[0])
-        return self.data_tokens or 0
-
-    def _repeated_data(self) -> str:
-        if self._one_dataset_repeats():
-            return f"the {_millions(self._repeated_tokens())} tokens of {self.most_repeated[0]}"
-        return f"its {_millions(self.data_tokens or 0)} tokens of data"
 
 
 def data_shares(config: RunConfig, tokens_of=None, steps: int | None = None) -> list[DataShare] | None:

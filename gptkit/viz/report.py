@@ -111,8 +111,8 @@ def summary_section(run, records: list[dict]) -> str:
         if budget.epochs is not None:
             summary["epochs over the data"] = f"{budget.epochs:.3g}"
         if budget.named_repeats:
-            name, epochs = budget.named_repeats
-            summary[f"epochs over {name}"] = f"{epochs:.3g}"
+            dataset, epochs = budget.named_repeats
+            summary[f"epochs over {dataset.name}"] = f"{epochs:.3g}"
         if budget.warning():
             summary["token budget"] = budget.warning().removeprefix("warning: ")
     return settings_table("Summary", summary)
